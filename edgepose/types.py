@@ -1,0 +1,157 @@
+"""The contract every stage speaks: frames in, network outputs, poses out.
+
+COCO-17 joint names, skeleton edges and the horizontal-flip permutation are defined here and nowhere else.
+Only numpy is imported: every layer of edgepose may depend on this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+JOINT_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+NUM_JOINTS = len(JOINT_NAMES)
+
+# Limbs as (joint, joint) pairs, 0-based, in COCO's order.
+SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
+
+# Joint j of a horizontally flipped image is joint FLIP_INDEX[j] of the original (left <-> right).
+FLIP_INDEX: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+
+# COCO's per-joint OKS sigmas (keypoint evaluation and OKS-based tracking).
+OKS_SIGMAS = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89],
+    dtype=np.float32,
+) / 10.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured picture.
+
+    image: (H, W, 3) uint8, BGR, C-contiguous.
+    index: 0-based position in the source's stream (counts every frame the source produced, dropped ones too).
+    timestamp_ns: time.monotonic_ns() when the frame was captured (latency measurements).
+    wall_time_ns: time.time_ns() when the frame was captured (what subscribers see).
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp_ns: int
+    wall_time_ns: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class NetOutput:
+    """What a pose network produced for one frame, ready for grouping.
+
+    heatmaps: (17, h, w) float32. tags: (17, h, w, L) float32, L >= 1 embedding dims.
+    nms_applied: True when the network already ran max-pool NMS and negated the suppressed values
+        (Intel OMZ human-pose-estimation-000x); the decoder then skips its own NMS.
+    scale: (sx, sy) mapping heatmap pixels to frame pixels: x_frame = x_map * sx (resize and stride folded in).
+    """
+
+    heatmaps: np.ndarray
+    tags: np.ndarray
+    nms_applied: bool = False
+    scale: tuple[float, float] = (1.0, 1.0)
+
+
+def _as_f32(a, name: str, shape_tail: tuple[int, ...], ndim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(a, dtype=np.float32)
+    if arr.ndim != ndim or arr.shape[1:] != shape_tail:
+        expected = "(n, " + ", ".join(map(str, shape_tail)) + ")" if shape_tail else "(n,)"
+        raise ValueError(f"Poses.{name} must have shape {expected}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"Poses.{name} contains NaN or infinite values")
+    return arr
+
+
+@dataclass(frozen=True)
+class Poses:
+    """People found in one frame: the one type passed from the decoder to the tracker and publishers.
+
+    xy: (n, 17, 2) float32, joint positions (x, y) in pixels of whatever the producer states
+        (heatmap pixels out of the decoder, frame pixels after the service scales them).
+    conf: (n, 17) float32, per-joint confidence (heatmap value); 0 for a joint that was not found.
+    score: (n,) float32, person score (mean joint confidence).
+    track_id: (n,) int64, -1 until a tracker assigns ids.
+    """
+
+    xy: np.ndarray
+    conf: np.ndarray
+    score: np.ndarray
+    track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        xy = _as_f32(self.xy, "xy", (NUM_JOINTS, 2), 3)
+        n = xy.shape[0]
+        conf = _as_f32(self.conf, "conf", (NUM_JOINTS,), 2)
+        score = _as_f32(self.score, "score", (), 1)
+        tid = np.full(n, -1, np.int64) if self.track_id is None else np.ascontiguousarray(self.track_id, np.int64)
+        for name, arr in (("conf", conf), ("score", score), ("track_id", tid)):
+            if arr.shape[0] != n:
+                raise ValueError(f"Poses.{name} has {arr.shape[0]} people but xy has {n}")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "conf", conf)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "track_id", tid)
+
+    @classmethod
+    def empty(cls) -> Poses:
+        return cls(
+            np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32), np.zeros(0, np.float32)
+        )
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    def __getitem__(self, index) -> Poses:
+        """Select people by a boolean mask, an index array or a slice."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Poses(self.xy[index], self.conf[index], self.score[index], self.track_id[index])
+
+    def scaled(self, sx: float, sy: float) -> Poses:
+        """The same people with coordinates multiplied by (sx, sy), e.g. heatmap pixels -> frame pixels."""
+        return Poses(self.xy * np.array([sx, sy], np.float32), self.conf, self.score, self.track_id)
+
+    def with_track_ids(self, track_id: np.ndarray) -> Poses:
+        return Poses(self.xy, self.conf, self.score, track_id)
+
+    def boxes(self, min_conf: float = 0.0) -> np.ndarray:
+        """(n, 4) float32 boxes x0, y0, x1, y1 around the joints with conf > min_conf (all joints if none)."""
+        out = np.zeros((len(self), 4), np.float32)
+        for i in range(len(self)):
+            keep = self.conf[i] > min_conf
+            pts = self.xy[i][keep] if keep.any() else self.xy[i]
+            out[i, :2] = pts.min(axis=0)
+            out[i, 2:] = pts.max(axis=0)
+        return out
