@@ -1,0 +1,31 @@
+# edgepose — the two commands: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.edgepose-installed
+
+.PHONY: install demo test test-fast bench fresh-check clean help
+
+help:
+	@echo "make demo    install, then run edgepose on a sample video and show the MQTT messages"
+	@echo "make test    install, then run the whole test suite"
+	@echo "make bench   run the benchmarks in benchmarks/ (not part of the tests)"
+	@echo "make install install system packages (Debian) and the .venv only"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml deploy/install.sh
+	deploy/install.sh --venv $(VENV)
+	@touch $@
+
+demo: install
+	$(PY) -m edgepose.demo
+
+test: install
+	OPENVINO_TELEMETRY=0 $(VENV)/bin/pytest -q -ra
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
