@@ -1,0 +1,274 @@
+"""OpenVINO runtime for bottom-up pose networks.
+
+Two kinds of IR are understood:
+  * edgepose exports (``model.json`` beside the ``.xml``): u8 BGR NHWC input with normalisation embedded by
+    PrePostProcessor, outputs ``heatmaps`` (1,17,h,w) and ``embeddings`` (1,17,h,w,1) at stride 2, no NMS;
+  * Intel Open Model Zoo human-pose-estimation-0005/6/7: f32 BGR NCHW input (normalisation folded into the
+    graph), the same two outputs at stride 2, with max-pool NMS already applied.
+
+Frames are resized keeping their aspect ratio (short side to the model size, long side to the next multiple of
+the network's divisor) and padded right/bottom, as the official test code and Intel's demo do. The model is
+reshaped once per frame size and compiled with a cache dir, so a restart skips compilation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edgepose.errors import ModelError
+from edgepose.types import NUM_JOINTS, NetOutput
+
+log = logging.getLogger(__name__)
+
+MODES = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a model file."""
+
+    name: str
+    kind: str  # "edgepose" | "omz"
+    xml: Path
+    input_size: int  # short side of the network input
+    divisor: int  # network input sides must be multiples of this
+    stride: int  # heatmap pixels -> network input pixels
+    nms_in_graph: bool
+    card: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def bin(self) -> Path:
+        return self.xml.with_suffix(".bin")
+
+
+def read_model_info(xml: str | Path) -> ModelInfo:
+    """Identify a pose IR and read its card, without compiling it."""
+    xml = Path(xml)
+    if xml.is_dir():
+        candidates = sorted(xml.glob("*.xml"))
+        if len(candidates) != 1:
+            raise ModelError(f"{xml} holds {len(candidates)} .xml files; pass the model's .xml path")
+        xml = candidates[0]
+    if not xml.exists():
+        raise ModelError(f"model file not found: {xml} (pass an .xml path, a model name or 'auto'; "
+                         "see `edgepose models list`)")
+    if xml.suffix != ".xml":
+        raise ModelError(f"{xml} is not an OpenVINO IR .xml file")
+    if not xml.with_suffix(".bin").exists():
+        raise ModelError(f"weights missing: {xml.with_suffix('.bin')} must sit beside {xml.name}")
+    card_path = xml.parent / "model.json"
+    if card_path.exists():
+        try:
+            card = json.loads(card_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{card_path} is not valid JSON ({exc}); re-export the model") from None
+        return ModelInfo(
+            name=card.get("name", xml.parent.name), kind="edgepose", xml=xml,
+            input_size=int(card.get("test_short_side", card.get("input_size", 384))),
+            divisor=int(card.get("multiple_of", 64)), stride=int(card["outputs"]["heatmaps"]["stride"]),
+            nms_in_graph=bool(card.get("nms_in_graph", False)), card=card,
+        )
+    head = xml.read_text(errors="replace")[:4000]
+    if "human-pose-estimation" in xml.stem or 'name="image"' in head:
+        size = _omz_input_size(xml)
+        return ModelInfo(name=xml.stem, kind="omz", xml=xml, input_size=size, divisor=32, stride=2,
+                         nms_in_graph=True)
+    raise ModelError(f"{xml} is neither an edgepose export (no model.json beside it) nor an Intel OMZ "
+                     "human-pose-estimation model")
+
+
+def _omz_input_size(xml: Path) -> int:
+    import openvino as ov
+
+    model = ov.Core().read_model(xml)
+    shape = model.input(0).get_partial_shape()
+    return int(shape[2].get_length())
+
+
+def network_size(width: int, height: int, short: int, divisor: int) -> tuple[int, int, float]:
+    """(net_w, net_h, s): the frame is scaled by s so its short side is ``short``; sides round up to ``divisor``."""
+    s = short / min(width, height)
+    net_w = int(math.ceil(round(width * s) / divisor) * divisor)
+    net_h = int(math.ceil(round(height * s) / divisor) * divisor)
+    return net_w, net_h, s
+
+
+def precision_config(hint: str | None) -> dict:
+    """OpenVINO config for an inference precision hint; EDGEPOSE_PRECISION_HINT overrides (tests force f32)."""
+    hint = os.environ.get("EDGEPOSE_PRECISION_HINT") or hint
+    return {"INFERENCE_PRECISION_HINT": hint} if hint else {}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class PoseModel:
+    """A pose IR compiled for one frame size at a time; feeds raw BGR frames, returns ``NetOutput``.
+
+    mode="latency": one synchronous request (fastest for one stream on few cores).
+    mode="throughput": an ``AsyncInferQueue`` so capture, inference and decoding overlap (``submit``).
+    """
+
+    def __init__(self, xml: str | Path, *, device: str = "CPU", mode: str = "latency",
+                 cache_dir: str | Path | None = None, precision_hint: str | None = None,
+                 input_size: int | None = None):
+        import openvino as ov
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.info = read_model_info(xml)
+        self.device = device
+        self.mode = mode
+        self.input_size = input_size or self.info.input_size
+        self._core = ov.Core()
+        if cache_dir:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            self._core.set_property({"CACHE_DIR": str(cache_dir)})
+        available = self._core.available_devices
+        base = device.split(":")[0].split(".")[0]
+        if base not in ("AUTO", "MULTI", "HETERO") and not any(d.startswith(base) for d in available):
+            raise ModelError(f"OpenVINO device {device!r} is not available here (found: {', '.join(available)})")
+        self._config = {"PERFORMANCE_HINT": mode.upper(), **precision_config(precision_hint)}
+        try:
+            self._model = self._core.read_model(self.info.xml)
+        except RuntimeError as exc:
+            raise ModelError(f"cannot read {self.info.xml}: {str(exc).splitlines()[0]} (corrupt or "
+                             "truncated file? re-export or pull it again)") from None
+        self._input_name = self._model.input(0).get_any_name()
+        self._compiled = None
+        self._shape: tuple[int, int] | None = None
+        self._frame_size: tuple[int, int] | None = None
+        self._buffer: np.ndarray | None = None
+        self._scale = 1.0
+        self._request = None
+        self._queue = None
+        self._lock = threading.Lock()
+
+    # -- compilation --------------------------------------------------------------------------------------
+    def prepare(self, width: int, height: int) -> None:
+        """Reshape and compile for frames of width x height (no-op when already prepared for that size)."""
+        if self._frame_size == (width, height):
+            return
+        net_w, net_h, s = network_size(width, height, self.input_size, self.info.divisor)
+        if (net_w, net_h) != self._shape:
+            self._compile(net_w, net_h)
+        self._frame_size = (width, height)
+        self._scale = s
+        self._resized = (max(1, round(width * s)), max(1, round(height * s)))
+        self._buffer = np.zeros((1, net_h, net_w, 3), np.uint8)
+
+    def _compile(self, net_w: int, net_h: int) -> None:
+        import openvino as ov
+
+        model = self._model.clone()
+        if self.info.kind == "omz":
+            model.reshape({self._input_name: [1, 3, net_h, net_w]})
+            # Feed u8 NHWC frames to OMZ models too; its normalisation is folded into the graph.
+            ppp = ov.preprocess.PrePostProcessor(model)
+            ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+            ppp.input().model().set_layout(ov.Layout("NCHW"))
+            model = ppp.build()
+        else:
+            model.reshape({self._input_name: [1, net_h, net_w, 3]})
+        try:
+            self._compiled = self._core.compile_model(model, self.device, self._config)
+        except RuntimeError as exc:
+            raise ModelError(f"OpenVINO cannot compile {self.info.name} for {self.device} at {net_w}x{net_h}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        self._shape = (net_w, net_h)
+        self._request = self._compiled.create_infer_request()
+        self._queue = None
+        log.info("compiled %s for %s at %dx%d (%s)", self.info.name, self.device, net_w, net_h, self.mode)
+
+    @property
+    def network_shape(self) -> tuple[int, int] | None:
+        """(width, height) of the network input for the prepared frame size."""
+        return self._shape
+
+    @property
+    def optimal_requests(self) -> int:
+        return int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if self._compiled else 1
+
+    def runtime_precision(self) -> str:
+        """The precision the device really executes in (bf16/f32/...), for benchmarks and profiles."""
+        try:
+            value = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        except RuntimeError:  # not every device reports it
+            return "unknown"
+        return value.to_string() if hasattr(value, "to_string") else str(value)
+
+    # -- running ------------------------------------------------------------------------------------------
+    def _fill(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        self.prepare(w, h)
+        rw, rh = self._resized
+        interp = cv2.INTER_AREA if self._scale < 1 else cv2.INTER_LINEAR
+        # One buffer is enough: OpenVINO copies inputs into the request (share_inputs defaults to False), and
+        # the padding outside the resized area stays zero because the frame size does not change.
+        cv2.resize(image, (rw, rh), dst=self._buffer[0, :rh, :rw], interpolation=interp)
+        return self._buffer
+
+    def _output(self, request) -> NetOutput:
+        heatmaps = request.get_tensor("heatmaps").data[0]
+        tags = request.get_tensor("embeddings").data[0]
+        if heatmaps.shape[0] != NUM_JOINTS:
+            raise ModelError(f"{self.info.name}: expected {NUM_JOINTS} heatmaps, got {heatmaps.shape[0]}")
+        if tags.ndim == 3:
+            tags = tags[..., None]
+        k = self.info.stride / self._scale
+        # Copies: the request's buffers are reused by the next inference.
+        return NetOutput(np.array(heatmaps, np.float32), np.array(tags, np.float32),
+                         nms_applied=self.info.nms_in_graph, scale=(k, k))
+
+    def infer(self, image: np.ndarray) -> NetOutput:
+        """Run one BGR frame synchronously."""
+        _check_image(image)
+        with self._lock:
+            buf = self._fill(image)
+            self._request.infer({self._input_name: buf})
+            return self._output(self._request)
+
+    def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None:
+        """Queue one frame on the async queue; ``callback(output, userdata)`` runs on an OpenVINO thread.
+
+        Blocks only while every request is busy, which is the back-pressure capture needs.
+        """
+        import openvino as ov
+
+        _check_image(image)
+        buf = self._fill(image)
+        if self._queue is None:
+            self._queue = ov.AsyncInferQueue(self._compiled, self.optimal_requests)
+
+            def done(request, data):
+                user, cb = data
+                cb(self._output(request), user)
+
+            self._queue.set_callback(done)
+        self._queue.start_async({self._input_name: buf}, (userdata, callback))
+
+    def wait_all(self) -> None:
+        if self._queue is not None:
+            self._queue.wait_all()
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {desc}")
