@@ -127,3 +127,16 @@ def omz_model(tmp_path_factory) -> Path:
     tool = shared_path("tools", "make_standin_weights.py")
     subprocess.run([sys.executable, str(tool), str(out), "--seed", "0"], check=True, capture_output=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def h4_ir(tmp_path_factory) -> Path:
+    """EfficientHRNet H-4 exported once per session (seeded random weights, FP32); returns model.xml.
+
+    Input ``image`` [1,H,W,3] u8 BGR (H, W multiples of 64), outputs ``heatmaps`` [1,17,H/2,W/2] and
+    ``embeddings`` [1,17,H/2,W/2,1]; ``model.json`` beside it. Outputs are meaningful in shape only.
+    """
+    pytest.importorskip("torch", reason="exporting needs the train extra (torch)")
+    from edgepose.train.export import export_variant
+
+    return export_variant("H-4", tmp_path_factory.mktemp("h4") / "efficienthrnet-h-4", random_init=True, seed=0)
