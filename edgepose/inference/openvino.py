@@ -73,6 +73,10 @@ def read_model_info(xml: str | Path) -> ModelInfo:
             card = json.loads(card_path.read_text())
         except json.JSONDecodeError as exc:
             raise ModelError(f"{card_path} is not valid JSON ({exc}); re-export the model") from None
+        expected = card.get("sha256")
+        if expected and file_sha256(xml.with_suffix(".bin")) != expected:
+            raise ModelError(f"{xml.with_suffix('.bin')} does not match the checksum in {card_path.name}: the "
+                             "weights are corrupt or were replaced; re-export or re-install the model")
         return ModelInfo(
             name=card.get("name", xml.parent.name), kind="edgepose", xml=xml,
             input_size=int(card.get("test_short_side", card.get("input_size", 384))),
@@ -118,9 +122,25 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-class PoseModel:
-    """A pose IR compiled for one frame size at a time; feeds raw BGR frames, returns ``NetOutput``.
+class _Session:
+    """Everything bound to one frame size: the compiled model, its request(s) and the input buffer."""
 
+    def __init__(self, compiled, net_size: tuple[int, int], scale: float, resized: tuple[int, int]):
+        self.compiled = compiled
+        self.net_size = net_size
+        self.scale = scale
+        self.resized = resized
+        self.request = compiled.create_infer_request()
+        self.buffer = np.zeros((1, net_size[1], net_size[0], 3), np.uint8)
+        self.queue = None
+        self.lock = threading.Lock()
+
+
+class PoseModel:
+    """A pose IR that feeds raw BGR frames and returns ``NetOutput``.
+
+    It is compiled once per frame size (so several sources of different sizes can share one model) with the
+    OpenVINO cache dir, so restarts skip compilation.
     mode="latency": one synchronous request (fastest for one stream on few cores).
     mode="throughput": an ``AsyncInferQueue`` so capture, inference and decoding overlap (``submit``).
     """
@@ -151,29 +171,26 @@ class PoseModel:
             raise ModelError(f"cannot read {self.info.xml}: {str(exc).splitlines()[0]} (corrupt or "
                              "truncated file? re-export or pull it again)") from None
         self._input_name = self._model.input(0).get_any_name()
-        self._compiled = None
-        self._shape: tuple[int, int] | None = None
-        self._frame_size: tuple[int, int] | None = None
-        self._buffer: np.ndarray | None = None
-        self._scale = 1.0
-        self._request = None
-        self._queue = None
+        self._sessions: dict[tuple[int, int], _Session] = {}
+        self._compiled: dict[tuple[int, int], object] = {}
+        self._last: _Session | None = None
         self._lock = threading.Lock()
 
     # -- compilation --------------------------------------------------------------------------------------
-    def prepare(self, width: int, height: int) -> None:
-        """Reshape and compile for frames of width x height (no-op when already prepared for that size)."""
-        if self._frame_size == (width, height):
-            return
-        net_w, net_h, s = network_size(width, height, self.input_size, self.info.divisor)
-        if (net_w, net_h) != self._shape:
-            self._compile(net_w, net_h)
-        self._frame_size = (width, height)
-        self._scale = s
-        self._resized = (max(1, round(width * s)), max(1, round(height * s)))
-        self._buffer = np.zeros((1, net_h, net_w, 3), np.uint8)
+    def prepare(self, width: int, height: int) -> _Session:
+        """Compile for frames of width x height (once per size; later calls return the same session)."""
+        with self._lock:
+            session = self._sessions.get((width, height))
+            if session is None:
+                net_w, net_h, s = network_size(width, height, self.input_size, self.info.divisor)
+                compiled = self._compiled.get((net_w, net_h)) or self._compile(net_w, net_h)
+                self._compiled[(net_w, net_h)] = compiled
+                session = _Session(compiled, (net_w, net_h), s, (max(1, round(width * s)), max(1, round(height * s))))
+                self._sessions[(width, height)] = session
+            self._last = session
+            return session
 
-    def _compile(self, net_w: int, net_h: int) -> None:
+    def _compile(self, net_w: int, net_h: int):
         import openvino as ov
 
         model = self._model.clone()
@@ -187,62 +204,62 @@ class PoseModel:
         else:
             model.reshape({self._input_name: [1, net_h, net_w, 3]})
         try:
-            self._compiled = self._core.compile_model(model, self.device, self._config)
+            compiled = self._core.compile_model(model, self.device, self._config)
         except RuntimeError as exc:
             raise ModelError(f"OpenVINO cannot compile {self.info.name} for {self.device} at {net_w}x{net_h}: "
                              f"{str(exc).splitlines()[0]}") from None
-        self._shape = (net_w, net_h)
-        self._request = self._compiled.create_infer_request()
-        self._queue = None
         log.info("compiled %s for %s at %dx%d (%s)", self.info.name, self.device, net_w, net_h, self.mode)
+        return compiled
 
     @property
     def network_shape(self) -> tuple[int, int] | None:
-        """(width, height) of the network input for the prepared frame size."""
-        return self._shape
+        """(width, height) of the network input for the most recently used frame size."""
+        return self._last.net_size if self._last else None
 
     @property
     def optimal_requests(self) -> int:
-        return int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if self._compiled else 1
+        if self._last is None:
+            return 1
+        return int(self._last.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def runtime_precision(self) -> str:
         """The precision the device really executes in (bf16/f32/...), for benchmarks and profiles."""
+        if self._last is None:
+            return "unknown"
         try:
-            value = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+            value = self._last.compiled.get_property("INFERENCE_PRECISION_HINT")
         except RuntimeError:  # not every device reports it
             return "unknown"
         return value.to_string() if hasattr(value, "to_string") else str(value)
 
     # -- running ------------------------------------------------------------------------------------------
-    def _fill(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        self.prepare(w, h)
-        rw, rh = self._resized
-        interp = cv2.INTER_AREA if self._scale < 1 else cv2.INTER_LINEAR
-        # One buffer is enough: OpenVINO copies inputs into the request (share_inputs defaults to False), and
-        # the padding outside the resized area stays zero because the frame size does not change.
-        cv2.resize(image, (rw, rh), dst=self._buffer[0, :rh, :rw], interpolation=interp)
-        return self._buffer
+    def _fill(self, session: _Session, image: np.ndarray) -> np.ndarray:
+        rw, rh = session.resized
+        interp = cv2.INTER_AREA if session.scale < 1 else cv2.INTER_LINEAR
+        # One buffer per size is enough: OpenVINO copies inputs into the request (share_inputs defaults to
+        # False), and the padding outside the resized area stays zero.
+        cv2.resize(image, (rw, rh), dst=session.buffer[0, :rh, :rw], interpolation=interp)
+        return session.buffer
 
-    def _output(self, request) -> NetOutput:
+    def _output(self, session: _Session, request) -> NetOutput:
         heatmaps = request.get_tensor("heatmaps").data[0]
         tags = request.get_tensor("embeddings").data[0]
         if heatmaps.shape[0] != NUM_JOINTS:
             raise ModelError(f"{self.info.name}: expected {NUM_JOINTS} heatmaps, got {heatmaps.shape[0]}")
         if tags.ndim == 3:
             tags = tags[..., None]
-        k = self.info.stride / self._scale
+        k = self.info.stride / session.scale
         # Copies: the request's buffers are reused by the next inference.
         return NetOutput(np.array(heatmaps, np.float32), np.array(tags, np.float32),
                          nms_applied=self.info.nms_in_graph, scale=(k, k))
 
     def infer(self, image: np.ndarray) -> NetOutput:
-        """Run one BGR frame synchronously."""
+        """Run one BGR frame synchronously (thread-safe; sources sharing the model take turns)."""
         _check_image(image)
-        with self._lock:
-            buf = self._fill(image)
-            self._request.infer({self._input_name: buf})
-            return self._output(self._request)
+        session = self.prepare(image.shape[1], image.shape[0])
+        with session.lock:
+            session.request.infer({self._input_name: self._fill(session, image)})
+            return self._output(session, session.request)
 
     def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None:
         """Queue one frame on the async queue; ``callback(output, userdata)`` runs on an OpenVINO thread.
@@ -252,20 +269,18 @@ class PoseModel:
         import openvino as ov
 
         _check_image(image)
-        buf = self._fill(image)
-        if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self._compiled, self.optimal_requests)
-
-            def done(request, data):
-                user, cb = data
-                cb(self._output(request), user)
-
-            self._queue.set_callback(done)
-        self._queue.start_async({self._input_name: buf}, (userdata, callback))
+        session = self.prepare(image.shape[1], image.shape[0])
+        with session.lock:
+            if session.queue is None:
+                jobs = int(session.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+                session.queue = ov.AsyncInferQueue(session.compiled, jobs)
+                session.queue.set_callback(lambda request, data: data[1](self._output(session, request), data[0]))
+            session.queue.start_async({self._input_name: self._fill(session, image)}, (userdata, callback))
 
     def wait_all(self) -> None:
-        if self._queue is not None:
-            self._queue.wait_all()
+        for session in list(self._sessions.values()):
+            if session.queue is not None:
+                session.queue.wait_all()
 
 
 def _check_image(image: np.ndarray) -> None:

@@ -1,0 +1,15 @@
+"""Model registry: the known models, where they are, downloading them, and choosing one for this device."""
+
+from edgepose.registry.catalog import (
+    ModelEntry,
+    catalog,
+    download_dir,
+    find_local,
+    local_models,
+    model_dirs,
+    resolve,
+    variant_model_name,
+)
+
+__all__ = ["ModelEntry", "catalog", "download_dir", "find_local", "local_models", "model_dirs", "resolve",
+           "variant_model_name"]

@@ -1,0 +1,228 @@
+"""Device profiler and ``--model auto``: measure each local model on this device, pick the most accurate one
+that keeps up with the target frame rate (or latency), explain the choice, and remember the measurements.
+
+A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO version, the model's
+weights checksum and the frame size; any change re-profiles. Selection rule:
+  * effective fps = 1000 / (1000 / throughput_fps + overhead_ms), overhead = measured decode + preprocessing;
+  * with ``max_latency_ms``: the model's p90 latency + overhead must be <= max_latency_ms, otherwise
+    effective fps must be >= target_fps;
+  * among models that meet it, the highest expected AP wins (ties: faster); if none meets it, the fastest
+    model is chosen and a warning says by how much it falls short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgepose.inference import PoseModel
+from edgepose.inference.openvino import file_sha256
+from edgepose.registry.catalog import ModelEntry, catalog
+
+DEFAULT_SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class Profile:
+    model: str
+    device: str
+    frame_size: tuple[int, int]
+    network_size: tuple[int, int]
+    precision: str
+    latency_ms_p50: float
+    latency_ms_p90: float
+    throughput_fps: float
+    overhead_ms: float
+    measured_at: float
+
+    @property
+    def effective_fps(self) -> float:
+        return 1000.0 / (1000.0 / max(self.throughput_fps, 1e-6) + self.overhead_ms)
+
+    @property
+    def effective_latency_ms(self) -> float:
+        return self.latency_ms_p90 + self.overhead_ms
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    profile: Profile
+    meets_target: bool
+    reason: str
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_isa() -> str:
+    """The widest vector ISA this CPU offers, as benchmarks report it."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return platform.machine()
+    parts = [isa for isa in ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx512f", "avx2") if isa in flags]
+    return "+".join(parts) or platform.machine()
+
+
+def device_name(device: str) -> str:
+    import openvino as ov
+
+    try:
+        return str(ov.Core().get_property(device, "FULL_DEVICE_NAME"))
+    except RuntimeError:
+        return device
+
+
+def available_devices() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().available_devices)
+
+
+def cache_file() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("EDGEPOSE_CACHE_DIR") or platformdirs.user_cache_dir("edgepose")) / "profiles.json"
+
+
+def profile_key(xml: Path, device: str, frame_size: tuple[int, int]) -> str:
+    import openvino as ov
+
+    parts = [device_name(device), cpu_model(), ov.get_version(), file_sha256(Path(xml).with_suffix(".bin")),
+             f"{frame_size[0]}x{frame_size[1]}", os.environ.get("EDGEPOSE_PRECISION_HINT", "")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+class ProfileCache:
+    def __init__(self, path: Path | None = None):
+        self.path = path or cache_file()
+        try:
+            self._data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            self._data = {}
+
+    def get(self, key: str) -> Profile | None:
+        raw = self._data.get(key)
+        if not raw:
+            return None
+        raw = dict(raw, frame_size=tuple(raw["frame_size"]), network_size=tuple(raw["network_size"]))
+        return Profile(**raw)
+
+    def put(self, key: str, profile: Profile) -> None:
+        self._data[key] = asdict(profile)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._data, indent=1))
+        os.replace(tmp, self.path)
+
+
+def measure(xml: Path, name: str, *, device: str = "CPU", frame_size: tuple[int, int] = DEFAULT_SIZE,
+            warmup: int = 2, iterations: int = 10, cache_dir: str | Path | None = None,
+            postprocess: Callable | None = None) -> Profile:
+    """Warm up, then time sync latency (median, p90), async throughput, and the per-frame overhead.
+
+    ``postprocess(NetOutput)`` is what the pipeline does after inference (grouping); the service passes the
+    decoder so this module stays independent of it.
+    """
+    w, h = frame_size
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    model = PoseModel(xml, device=device, mode="latency", cache_dir=cache_dir)
+    model.prepare(w, h)
+    for _ in range(warmup):
+        out = model.infer(frame)
+    latencies, overhead = [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        out = model.infer(frame)
+        t1 = time.perf_counter()
+        if postprocess is not None:
+            postprocess(out)
+        t2 = time.perf_counter()
+        latencies.append((t1 - t0) * 1e3)
+        overhead.append((t2 - t1) * 1e3)
+    tmodel = PoseModel(xml, device=device, mode="throughput", cache_dir=cache_dir)
+    tmodel.prepare(w, h)
+    n = max(iterations, 2 * tmodel.optimal_requests)
+    t0 = time.perf_counter()
+    for i in range(n):
+        tmodel.submit(frame, i, lambda _out, _i: None)
+    tmodel.wait_all()
+    throughput = n / (time.perf_counter() - t0)
+    return Profile(
+        model=name, device=device, frame_size=(w, h), network_size=model.network_shape,
+        precision=model.runtime_precision(),
+        latency_ms_p50=round(float(np.median(latencies)), 3), latency_ms_p90=round(float(np.percentile(latencies, 90)), 3),
+        throughput_fps=round(throughput, 3), overhead_ms=round(float(np.median(overhead)), 3), measured_at=time.time(),
+    )
+
+
+def profile_models(models: dict[str, Path], *, device: str = "CPU", frame_size: tuple[int, int] = DEFAULT_SIZE,
+                   reprofile: bool = False, iterations: int = 10, cache: ProfileCache | None = None,
+                   progress: Callable | None = None, cache_dir: str | Path | None = None,
+                   postprocess: Callable | None = None) -> dict[str, Profile]:
+    """Profiles of ``models`` (name -> .xml), from the cache where still valid, measured otherwise."""
+    cache = cache or ProfileCache()
+    out = {}
+    for name, xml in models.items():
+        key = profile_key(xml, device, frame_size)
+        profile = None if reprofile else cache.get(key)
+        if profile is None:
+            profile = measure(xml, name, device=device, frame_size=frame_size, iterations=iterations,
+                              cache_dir=cache_dir, postprocess=postprocess)
+            cache.put(key, profile)
+        out[name] = profile
+        if progress:
+            progress(name)
+    return out
+
+
+def expected_ap(name: str, entries: dict[str, ModelEntry] | None = None) -> float:
+    """Expected COCO AP for ranking; models without a published figure rank last."""
+    entry = (entries or catalog()).get(name)
+    return entry.ap if entry and entry.ap is not None else -1.0
+
+
+def select(profiles: dict[str, Profile], *, target_fps: float = 15.0, max_latency_ms: float | None = None,
+           accuracy: Callable[[str], float] = expected_ap) -> Choice:
+    """Apply the selection rule (module docstring) to measured profiles."""
+    if not profiles:
+        raise ValueError("no profiled models to choose from")
+
+    def meets(p: Profile) -> bool:
+        if max_latency_ms is not None:
+            return p.effective_latency_ms <= max_latency_ms
+        return p.effective_fps >= target_fps
+
+    goal = f"p90 latency <= {max_latency_ms:g} ms" if max_latency_ms is not None else f">= {target_fps:g} fps"
+    ok = [p for p in profiles.values() if meets(p)]
+    if ok:
+        best = max(ok, key=lambda p: (accuracy(p.model), p.effective_fps))
+        return Choice(best.model, best, True,
+                      f"{best.model}: most accurate model meeting {goal} "
+                      f"({best.effective_fps:.1f} fps, {best.effective_latency_ms:.1f} ms p90 with decoding)")
+    fastest = max(profiles.values(), key=lambda p: p.effective_fps)
+    if max_latency_ms is not None:
+        short = f"{fastest.effective_latency_ms - max_latency_ms:.1f} ms over the latency budget"
+    else:
+        short = f"{target_fps - fastest.effective_fps:.1f} fps short of the target"
+    return Choice(fastest.model, fastest, False,
+                  f"no model meets {goal} on this device; using the fastest, {fastest.model}, "
+                  f"at {fastest.effective_fps:.1f} fps ({short})")

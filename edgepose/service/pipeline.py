@@ -1,0 +1,209 @@
+"""The run loop: capture -> inference -> grouping -> tracking -> sinks, with bounded queues between threads.
+
+Threads:
+  * capture: pulls frames from the source. In latency mode it hands them to the worker through a queue of
+    one; in throughput mode it submits them straight to OpenVINO's async queue (which blocks while every
+    request is busy — the back-pressure that keeps memory bounded).
+  * worker: latency mode runs inference, then post-processing; throughput mode post-processes completed
+    requests in frame order.
+Post-processing = decode (Numba) -> track -> build the message -> sinks. Sinks never block on the network
+(the MQTT sink queues), so a broker outage cannot stall capture.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edgepose.types import Frame, NetOutput, Poses
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else 0.0
+
+
+@dataclass
+class FrameResult:
+    """Everything known about one processed frame, handed to the frame hooks (video writer, snapshots)."""
+
+    frame: Frame
+    poses: Poses
+    inference_ms: float
+    decode_ms: float
+    total_ms: float
+    entered: list = field(default_factory=list)
+    left: list = field(default_factory=list)
+
+
+class RunStats:
+    """Rolling figures for the status line, the ``stats`` topic and the metrics endpoint."""
+
+    def __init__(self, window: int = 300):
+        self.started = time.monotonic()
+        self.frames = 0
+        self.people = 0
+        self.people_max = 0
+        self._t = deque(maxlen=window)
+        self._inference = deque(maxlen=window)
+        self._decode = deque(maxlen=window)
+        self._total = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def add(self, result: FrameResult) -> None:
+        with self._lock:
+            self.frames += 1
+            self.people = len(result.poses)
+            self.people_max = max(self.people_max, self.people)
+            self._t.append(time.monotonic())
+            self._inference.append(result.inference_ms)
+            self._decode.append(result.decode_ms)
+            self._total.append(result.total_ms)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            t = list(self._t)
+            fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+            return {
+                "frames": self.frames,
+                "fps": round(fps, 2),
+                "people": self.people,
+                "inference_ms": {"p50": round(percentile(self._inference, 50), 2),
+                                 "p90": round(percentile(self._inference, 90), 2)},
+                "decode_ms": {"p50": round(percentile(self._decode, 50), 2),
+                              "p90": round(percentile(self._decode, 90), 2)},
+                "total_ms": {"p50": round(percentile(self._total, 50), 2),
+                             "p90": round(percentile(self._total, 90), 2)},
+                "uptime_s": round(time.monotonic() - self.started, 1),
+            }
+
+
+class Pipeline:
+    """Runs one source through one model until the source ends, ``max_frames`` is reached or ``stop()``.
+
+    ``post`` turns (frame, NetOutput, inference_ms) into a FrameResult (decode + track) and ``emit`` delivers
+    it (messages, video, snapshots); both run on the worker thread, in frame order.
+    """
+
+    def __init__(self, source, model, *, post: Callable[[Frame, NetOutput, float], FrameResult],
+                 emit: Callable[[FrameResult], None], max_frames: int | None = None,
+                 status: Callable[[dict], None] | None = None, status_interval_s: float = 5.0):
+        self.source = source
+        self.model = model
+        self.post = post
+        self.emit = emit
+        self.max_frames = max_frames
+        self.status = status
+        self.status_interval_s = status_interval_s
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._submitted = 0
+
+    # -- control ------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the pipeline to finish: capture stops, frames already in flight are still published."""
+        self._stop.set()
+
+    @property
+    def dropped(self) -> int:
+        return int(getattr(self.source, "dropped", 0))
+
+    def run(self) -> RunStats:
+        throughput = self.model.mode == "throughput"
+        inbox: queue.Queue = queue.Queue(maxsize=1 if not throughput else 0)
+        worker = threading.Thread(target=self._guard, args=(self._worker_throughput if throughput
+                                                            else self._worker_latency, inbox),
+                                  name="edgepose-worker", daemon=True)
+        worker.start()
+        try:
+            self._capture(inbox, throughput)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below after the worker drains
+            self._error = self._error or exc
+        finally:
+            inbox.put(_END)
+            while worker.is_alive():
+                worker.join(0.2)
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+    # -- threads ------------------------------------------------------------------------------------------
+    def _guard(self, target, inbox) -> None:
+        try:
+            target(inbox)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._error = exc
+            self._stop.set()
+            self.source.close()
+
+    def _capture(self, inbox: queue.Queue, throughput: bool) -> None:
+        last_status = time.monotonic()
+        for frame in self.source:
+            if self._stop.is_set() or self._error is not None:
+                break
+            if throughput:
+                data = (self._submitted, frame, time.perf_counter())
+                self.model.submit(frame.image, data, lambda out, d: inbox.put((d, out)))
+            else:
+                inbox.put(frame)
+            self._submitted += 1
+            if self.status and time.monotonic() - last_status >= self.status_interval_s:
+                last_status = time.monotonic()
+                self.status(self.status_figures())
+            if self.max_frames is not None and self._submitted >= self.max_frames:
+                break
+        if throughput:
+            self.model.wait_all()
+
+    def _worker_latency(self, inbox: queue.Queue) -> None:
+        while (frame := inbox.get()) is not _END:
+            t0 = time.perf_counter()
+            out = self.model.infer(frame.image)
+            self._deliver(frame, out, (time.perf_counter() - t0) * 1e3)
+
+    def _worker_throughput(self, inbox: queue.Queue) -> None:
+        # Requests complete out of order; publish in submission order so subscribers see a monotonic stream.
+        pending: list = []
+        next_seq = 0
+        while (item := inbox.get()) is not _END:
+            (seq, frame, t0), out = item
+            heapq.heappush(pending, (seq, frame, out, (time.perf_counter() - t0) * 1e3))
+            while pending and pending[0][0] == next_seq:
+                _, f, o, ms = heapq.heappop(pending)
+                self._deliver(f, o, ms)
+                next_seq += 1
+        for _, f, o, ms in sorted(pending, key=lambda p: p[0]):
+            self._deliver(f, o, ms)
+
+    def _deliver(self, frame: Frame, out: NetOutput, inference_ms: float) -> None:
+        result = self.post(frame, out, inference_ms)
+        self.stats.add(result)
+        self.emit(result)
+
+    def status_figures(self) -> dict:
+        figures = self.stats.snapshot()
+        figures["dropped"] = self.dropped
+        return figures
+
+
+def status_line(figures: dict) -> str:
+    return (f"edgepose: {figures['frames']} frames  {figures['fps']:.1f} fps  "
+            f"infer {figures['inference_ms']['p50']:.1f} ms  decode {figures['decode_ms']['p50']:.2f} ms  "
+            f"total {figures['total_ms']['p50']:.1f} ms  dropped {figures['dropped']}  people {figures['people']}")
+
+
+def print_status(figures: dict) -> None:
+    print(status_line(figures), file=sys.stderr, flush=True)
