@@ -1,0 +1,384 @@
+"""edgepose's configuration: one YAML file, validated by pydantic, overridable by env and CLI.
+
+Precedence, lowest first: field defaults < YAML file < ``EDGEPOSE_<SECTION>__<FIELD>`` environment variables
+< ``overrides`` (what the CLI passes). Every field has a default that works, so an empty file (or none) runs.
+Unknown keys are errors, reported as ``FILE:LINE: section.field: message`` so a typo never silently does nothing.
+Each stage receives only its own section (``cfg.mqtt``, ``cfg.decode``...), never the whole ``AppConfig``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from edgepose.errors import EdgeposeError
+
+ENV_PREFIX = "EDGEPOSE_"
+_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # safe inside an MQTT topic level and a Prometheus label
+MQTT_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}  # scheme -> TLS
+
+
+class ConfigError(EdgeposeError):
+    """The configuration is invalid; ``problems`` holds one ``WHERE: section.field: message`` line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems) if len(problems) > 1 else problems[0])
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SourceConfig(_Section):
+    id: str = Field("cam0", pattern=_ID_PATTERN, description="Name used in MQTT topics and metrics labels.")
+    source: str = Field(
+        "test",
+        min_length=1,
+        description="Camera index (`0`), video file, file:// or http(s):// URI, rtsp:// URL, or `test` (pattern).",
+    )
+    pipeline: str | None = Field(
+        None, description="Named GStreamer template from pipelines/ or a custom launch string; None picks one."
+    )
+    realtime: bool = Field(False, description="Read files at their frame rate, dropping frames like a live camera.")
+
+
+class ModelConfig(_Section):
+    name: str = Field(
+        "auto", min_length=1, description="Variant (H0..H-4), path to an IR .xml, OMZ model name, or `auto`."
+    )
+    target_fps: float = Field(15.0, gt=0, le=240, description="Frame rate `auto` must sustain.")
+    max_latency_ms: float | None = Field(
+        None, gt=0, le=10_000, description="Latency budget `auto` must meet; None = no limit."
+    )
+
+
+class InferenceConfig(_Section):
+    device: str = Field("CPU", min_length=1, description="OpenVINO device: CPU, GPU, NPU, AUTO, ...")
+    mode: Literal["latency", "throughput"] = Field(
+        "throughput", description="throughput: async requests overlap frames; latency: one sync request."
+    )
+    cache_dir: Path | None = Field(None, description="Compiled-model cache; None = edgepose's user cache dir.")
+    precision_hint: Literal["auto", "f32", "f16", "bf16"] = Field(
+        "auto", description="INFERENCE_PRECISION_HINT; auto lets OpenVINO choose (bf16 on CPUs that have it)."
+    )
+
+
+class DecodeConfig(_Section):
+    detection_threshold: float = Field(0.1, ge=0, le=1, description="Minimum heatmap peak to start a person.")
+    joint_threshold: float = Field(0.1, ge=0, le=1, description="Minimum heatmap peak for a joint to be kept.")
+    tag_threshold: float = Field(1.0, gt=0, description="Maximum tag distance for a joint to join a person.")
+    max_people: int = Field(30, ge=1, le=300, description="Peaks kept per joint type (upper bound on people).")
+    min_joints: int = Field(3, ge=1, le=17, description="People with fewer detected joints are dropped.")
+    adjust: bool = Field(True, description="Quarter-pixel refinement of peaks towards the higher neighbour.")
+    refine: bool = Field(True, description="Search missing joints near each person's mean tag.")
+
+
+class TlsConfig(_Section):
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) the broker's certificate must chain to.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    key_file: Path | None = Field(None, description="Private key (PEM) of cert_file.")
+    insecure: bool = Field(False, description="Skip broker certificate/hostname checks (testing only).")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together (client certificate and its key)")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.ca_file is not None or self.cert_file is not None or self.insecure
+
+
+class MqttConfig(_Section):
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="mqtt://[user:pass@]host[:port] or mqtts:// for TLS; credentials move to username/password.",
+    )
+    topic_prefix: str = Field("edgepose", pattern=r"^[^#+\s]+$", description="Topics are <prefix>/<source_id>/...")
+    client_id: str | None = Field(
+        None, max_length=60, description="Base MQTT client id (one client per source: <id>-<source>); None = random."
+    )
+    qos_poses: Literal[0, 1, 2] = Field(0, description="QoS of per-frame poses (0: dropped while disconnected).")
+    qos_events: Literal[1, 2] = Field(1, description="QoS of person entered/left events (buffered when offline).")
+    keepalive: int = Field(30, ge=5, le=3600, description="Seconds; the broker publishes `offline` after ~1.5x.")
+    protocol: Literal["v311", "v5"] = Field("v311", description="MQTT protocol version.")
+    username: str | None = Field(None, description="Broker user name.")
+    password: SecretStr | None = Field(None, description="Broker password (prefer password_file or env).")
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS settings (mqtts:// or any field set).")
+    buffer_size: int = Field(
+        1000, ge=1, le=1_000_000, description="QoS>=1 messages held while disconnected; oldest dropped first."
+    )
+    stats_interval_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds between retained stats messages.")
+    connect_timeout_s: float = Field(10.0, gt=0, le=120, description="How long startup waits for the broker.")
+    reconnect_min_delay_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay (doubles each try).")
+    reconnect_max_delay_s: float = Field(60.0, gt=0, le=3600, description="Longest delay between reconnects.")
+    homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery for each source.")
+    homeassistant_prefix: str = Field("homeassistant", pattern=r"^[^#+\s]+$", description="HA discovery prefix.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in MQTT_SCHEMES or not parts.hostname:
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {_mask_url(url)!r}")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {_mask_url(url)!r}") from None
+        return url
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MqttConfig:
+        parts = urlsplit(self.url)
+        if parts.username is not None:
+            # Keep secrets out of the URL so it can be logged and shown as is.
+            # Credentials in the URL were given with it, so they win over separately configured ones.
+            self.username = unquote(parts.username)
+            if parts.password is not None:
+                self.password = SecretStr(unquote(parts.password))
+            self.url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if self.reconnect_max_delay_s < self.reconnect_min_delay_s:
+            raise ValueError("reconnect_max_delay_s must be >= reconnect_min_delay_s")
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def use_tls(self) -> bool:
+        return MQTT_SCHEMES[urlsplit(self.url).scheme] or self.tls.configured
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+
+    def resolved_password(self) -> str | None:
+        """The password from config/env/URL or the first line of password_file (read now, so rotations apply)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text().splitlines()[0] if self.password_file.stat().st_size else ""
+        except OSError as exc:
+            raise EdgeposeError(
+                f"cannot read mqtt.password_file {self.password_file}: {exc.strerror}; fix the path or permissions"
+            ) from None
+
+
+class TrackingConfig(_Section):
+    enabled: bool = Field(True, description="Assign stable track ids and publish entered/left events.")
+    distance: Literal["oks", "iou"] = Field("oks", description="Association distance: 1-OKS or 1-box IoU.")
+    distance_threshold: float = Field(0.7, gt=0, le=1, description="Largest distance that still matches a track.")
+    joint_threshold: float = Field(0.2, ge=0, le=1, description="Joints below this confidence are ignored.")
+    min_hits: int = Field(2, ge=1, le=100, description="Frames a person must be seen before `entered` fires.")
+    max_age: int = Field(15, ge=1, le=10_000, description="Frames a track survives unseen before `left` fires.")
+
+
+class MetricsConfig(_Section):
+    port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics and /healthz port; None = off.")
+    host: str = Field("127.0.0.1", min_length=1, description="Bind address (0.0.0.0 exposes it to the network).")
+
+
+class SnapshotConfig(_Section):
+    enabled: bool = Field(True, description="Publish an annotated JPEG (retained) on <prefix>/<id>/snapshot.")
+    interval_s: float = Field(2.0, ge=0.1, le=3600, description="Seconds between snapshots.")
+    max_bytes: int = Field(256_000, ge=1024, le=10_000_000, description="Larger JPEGs are re-encoded smaller.")
+    quality: int = Field(80, ge=10, le=100, description="JPEG quality.")
+
+
+class AppConfig(_Section):
+    """The whole configuration; a YAML file holds any subset of these sections."""
+
+    sources: list[SourceConfig] = Field(
+        default_factory=lambda: [SourceConfig()], min_length=1, description="Video sources (one model shared)."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    output: str = Field(
+        "mqtt", description="Where messages go: `mqtt`, `-` (JSON lines on stdout), a .jsonl file, or a comma list."
+    )
+    save: Path | None = Field(None, description="Write an annotated video here (.mp4); None = off.")
+
+    @field_validator("output")
+    @classmethod
+    def _check_output(cls, output: str) -> str:
+        for part in split_outputs(output):
+            if part not in ("mqtt", "-") and not part.endswith(".jsonl"):
+                raise ValueError(f"unknown output {part!r}: use mqtt, - (stdout) or a path ending in .jsonl")
+        return output
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_ids(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        ids = [s.id for s in sources]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"source ids must be unique; repeated: {', '.join(dupes)}")
+        return sources
+
+
+def split_outputs(output: str) -> list[str]:
+    """``"mqtt,-"`` -> ``["mqtt", "-"]``; blanks removed."""
+    return [p.strip() for p in output.split(",") if p.strip()]
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+# --- loading -------------------------------------------------------------------------------------------------
+
+
+def _key_lines(node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list[tuple[tuple, int]]) -> None:
+    """Record the 1-based line of every mapping key / sequence item under ``node``, and repeated keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+            if k in seen:
+                dupes.append((path + (k,), key.start_mark.line + 1))
+            seen.add(k)
+            out[path + (k,)] = key.start_mark.line + 1
+            _key_lines(value, path + (k,), out, dupes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[path + (i,)] = item.start_mark.line + 1
+            _key_lines(item, path + (i,), out, dupes)
+
+
+def _read_yaml(path: Path) -> tuple[dict, dict[tuple, str]]:
+    """Parse ``path``; return the data and a map key path -> ``FILE:LINE``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror}; check the path"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}"]) from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: the file must be a mapping of sections (sources:, mqtt:, ...)"])
+    lines: dict[tuple, int] = {}
+    dupes: list[tuple[tuple, int]] = []
+    _key_lines(node, (), lines, dupes)
+    if dupes:
+        raise ConfigError([f"{path}:{line}: {_dotted(p)}: key repeated; keep one" for p, line in dupes])
+    return data, {p: f"{path}:{line}" for p, line in lines.items()}
+
+
+def _set_path(data: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        child = data.get(key)
+        if not isinstance(child, dict):
+            child = data[key] = {}
+        data = child
+    data[path[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
+    """``EDGEPOSE_MQTT__URL=...`` -> ``(("mqtt", "url"), value, "env EDGEPOSE_MQTT__URL")``; values parsed as YAML."""
+    found = []
+    for name, raw in sorted(environ.items()):
+        # Only names with "__" are config paths; EDGEPOSE_DEBUG and friends are left alone.
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (int, float, bool)) and path[-1] in ("password", "username", "client_id"):
+            value = raw  # a numeric password stays a string
+        found.append((path, value, f"env {name}"))
+    return found
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def _locate(loc: tuple, where: dict[tuple, str], default: str) -> str:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in where:
+            return where[loc[:n]]
+    return default
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> AppConfig:
+    """Build the effective configuration.
+
+    path: YAML file, or None for defaults. overrides: ``{"mqtt.url": ..., "output": "-"}`` (dotted keys or nested
+    dicts; None values are ignored so CLI options that were not given change nothing). environ: defaults to
+    ``os.environ``. Raises ConfigError listing every problem as ``WHERE: section.field: message``.
+    """
+    data: dict = {}
+    where: dict[tuple, str] = {}
+    origin = "defaults"
+    if path is not None:
+        path = Path(path)
+        data, where = _read_yaml(path)
+        origin = str(path)
+    layers = _env_overrides(os.environ if environ is None else environ)
+    for key, value in _flatten(overrides or {}):
+        if value is not None:
+            layers.append((key, value, "override " + ".".join(key)))
+    for key, value, label in layers:
+        _set_path(data, key, value)
+        where = {p: w for p, w in where.items() if p[: len(key)] != key}
+        where[key] = label
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(err, where, origin) for err in exc.errors()]) from None
+
+
+def _flatten(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()):
+    for key, value in overrides.items():
+        path = prefix + tuple(str(key).split("."))
+        if isinstance(value, Mapping):
+            yield from _flatten(value, path)
+        else:
+            yield path, value
+
+
+def _problem(err: dict, where: dict[tuple, str], origin: str) -> str:
+    loc = tuple(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (typo?); `edgepose config show` lists the valid ones"
+    field = _dotted(loc) or "(top level)"
+    return f"{_locate(loc, where, origin)}: {field}: {msg}"
+
+
+def config_as_dict(cfg: AppConfig) -> dict:
+    """The configuration as plain data with secrets masked (for `config show` and logs)."""
+    return cfg.model_dump(mode="json")

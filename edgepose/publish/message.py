@@ -1,0 +1,177 @@
+"""The JSON messages edgepose publishes: poses (per frame), events (per track change), stats (periodic).
+
+The poses message is specified by ``schema.json`` next to this file (shipped with the package) so that
+dashboards can validate what they receive. Coordinates are frame pixels; floats are rounded so a message for a
+few people stays around 1-2 kB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+
+from edgepose.types import JOINT_NAMES, Frame, Poses
+
+SCHEMA_VERSION = 1
+EVENT_KINDS = ("person_entered", "person_left")
+
+
+def iso_utc(wall_time_ns: int) -> str:
+    """``time.time_ns()`` -> ``2024-05-01T12:00:00.123456Z``."""
+    seconds, ns = divmod(int(wall_time_ns), 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=ns // 1000)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _person(xy: np.ndarray, conf: np.ndarray, score: float, track_id: int, box: np.ndarray) -> dict:
+    return {
+        "track_id": int(track_id),
+        "score": round(float(score), 4),
+        "bbox": [round(float(v), 1) for v in box],
+        "keypoints": {
+            name: {"x": round(float(x), 1), "y": round(float(y), 1), "confidence": round(float(c), 4)}
+            for name, (x, y), c in zip(JOINT_NAMES, xy, conf)
+        },
+    }
+
+
+def pose_message(
+    *,
+    source_id: str,
+    frame: Frame,
+    poses: Poses,
+    model: str,
+    inference_ms: float,
+    total_ms: float,
+    frame_size: tuple[int, int] | None = None,
+) -> dict:
+    """One frame's people as the schema-v1 poses message.
+
+    poses must be in frame pixels (track_id -1 when untracked). frame_size: (width, height) the coordinates refer
+    to; defaults to the frame's own size. bbox is around the joints with confidence > 0.
+    """
+    width, height = frame_size if frame_size is not None else frame.size
+    boxes = poses.boxes(min_conf=0.0)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source_id": source_id,
+        "frame_index": int(frame.index),
+        "timestamp": iso_utc(frame.wall_time_ns),
+        "timestamp_ns": int(frame.wall_time_ns),
+        "frame": {"width": int(width), "height": int(height)},
+        "model": model,
+        "latency": {"inference_ms": round(float(inference_ms), 2), "total_ms": round(float(total_ms), 2)},
+        "people": [
+            _person(poses.xy[i], poses.conf[i], poses.score[i], poses.track_id[i], boxes[i]) for i in range(len(poses))
+        ],
+    }
+
+
+def event_message(
+    *,
+    source_id: str,
+    kind: Literal["person_entered", "person_left"],
+    track_id: int,
+    frame_index: int,
+    wall_time_ns: int,
+    bbox: Sequence[float] | None = None,
+    score: float | None = None,
+    duration_s: float | None = None,
+) -> dict:
+    """A tracked person entered or left the view. duration_s (how long they were tracked) goes with person_left."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"event kind must be one of {EVENT_KINDS}, got {kind!r}")
+    msg: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "source_id": source_id,
+        "event": kind,
+        "track_id": int(track_id),
+        "frame_index": int(frame_index),
+        "timestamp": iso_utc(wall_time_ns),
+        "timestamp_ns": int(wall_time_ns),
+    }
+    if bbox is not None:
+        msg["bbox"] = [round(float(v), 1) for v in bbox]
+    if score is not None:
+        msg["score"] = round(float(score), 4)
+    if duration_s is not None:
+        msg["duration_s"] = round(float(duration_s), 3)
+    return msg
+
+
+def percentiles(samples_ms: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """p50/p90 of latency samples in ms (None when there are none yet)."""
+    arr = np.asarray(samples_ms, dtype=np.float64)
+    if arr.size == 0:
+        return {"p50": None, "p90": None}
+    p50, p90 = np.percentile(arr, [50, 90])
+    return {"p50": round(float(p50), 2), "p90": round(float(p90), 2)}
+
+
+def stats_message(
+    *,
+    source_id: str,
+    wall_time_ns: int,
+    fps: float,
+    latency_ms: Mapping[str, Sequence[float] | np.ndarray],
+    frames: int,
+    dropped_frames: int,
+    people: int,
+    model: str,
+    device: str,
+    uptime_s: float,
+    extra: Mapping[str, object] | None = None,
+) -> dict:
+    """Periodic health figures for one source (published retained, mirrored by the metrics endpoint).
+
+    latency_ms: stage name (``inference``, ``decode``, ``total``...) -> recent samples in ms; reported as p50/p90.
+    frames: frames processed since start; dropped_frames: frames the source dropped; people: in the last frame.
+    extra: further counters (the MQTT sink adds its publish/drop counters under ``publish``).
+    """
+    msg = {
+        "schema_version": SCHEMA_VERSION,
+        "source_id": source_id,
+        "timestamp": iso_utc(wall_time_ns),
+        "timestamp_ns": int(wall_time_ns),
+        "fps": round(float(fps), 2),
+        "latency_ms": {stage: percentiles(samples) for stage, samples in latency_ms.items()},
+        "frames": int(frames),
+        "dropped_frames": int(dropped_frames),
+        "people": int(people),
+        "model": model,
+        "device": device,
+        "uptime_s": round(float(uptime_s), 1),
+    }
+    msg.update(extra or {})
+    return msg
+
+
+@lru_cache(maxsize=1)
+def pose_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of the poses message, as shipped in the package."""
+    return json.loads(resources.files("edgepose.publish").joinpath("schema.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema  # only validation needs it; publishing does not
+
+    schema = pose_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def validate_pose_message(msg: Mapping) -> None:
+    """Raise ValueError naming the first offending field if ``msg`` does not follow schema.json."""
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(msg))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(message)"
+        raise ValueError(f"poses message invalid at {where}: {error.message}")
