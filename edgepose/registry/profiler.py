@@ -226,3 +226,15 @@ def select(profiles: dict[str, Profile], *, target_fps: float = 15.0, max_latenc
     return Choice(fastest.model, fastest, False,
                   f"no model meets {goal} on this device; using the fastest, {fastest.model}, "
                   f"at {fastest.effective_fps:.1f} fps ({short})")
+
+
+def format_table(profiles: dict[str, Profile], accuracy: Callable[[str], float] = expected_ap) -> str:
+    """Profiles as an aligned text table, most accurate first."""
+    head = f"{'model':<28} {'AP':>5} {'net size':>9} {'prec':>5} {'p50 ms':>7} {'p90 ms':>7} {'fps':>6} {'eff fps':>7}"
+    lines = [head, "-" * len(head)]
+    for p in sorted(profiles.values(), key=lambda p: -accuracy(p.model)):
+        ap = accuracy(p.model)
+        lines.append(f"{p.model:<28} {ap if ap >= 0 else float('nan'):>5.1f} {p.network_size[0]:>4}x{p.network_size[1]:<4} "
+                     f"{p.precision:>5} {p.latency_ms_p50:>7.1f} {p.latency_ms_p90:>7.1f} {p.throughput_fps:>6.1f} "
+                     f"{p.effective_fps:>7.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Service layer: wires capture, inference, decode, track and publish into the running pipeline."""

@@ -1,0 +1,271 @@
+"""``edgepose run``: wires configuration, sources, the shared model, grouping, tracking and sinks together.
+
+Startup fails fast with one clear error (model, then sources, then broker) before any frame is processed.
+SIGINT/SIGTERM stop capture; frames in flight are still published, then the sinks close (MQTT publishes
+``offline`` and flushes queued QoS-1 messages) and the cameras are released.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgepose.config import AppConfig, DecodeConfig, SourceConfig
+from edgepose.errors import EdgeposeError
+from edgepose.types import Frame, NetOutput, Poses
+from edgepose.service.pipeline import FrameResult, Pipeline, print_status
+
+log = logging.getLogger(__name__)
+
+
+def grouping_params(cfg: DecodeConfig):
+    from edgepose.decode import GroupingParams
+
+    return GroupingParams(detection_threshold=cfg.detection_threshold, tag_threshold=cfg.tag_threshold,
+                          max_people=cfg.max_people, top_k=cfg.max_people, adjust=cfg.adjust, refine=cfg.refine)
+
+
+def keep_people(poses: Poses, joint_threshold: float, min_joints: int) -> Poses:
+    """Drop people with fewer than ``min_joints`` joints above ``joint_threshold``."""
+    if not len(poses):
+        return poses
+    return poses[(poses.conf > joint_threshold).sum(axis=1) >= min_joints]
+
+
+def cache_dir(cfg: AppConfig) -> Path:
+    import platformdirs
+
+    return Path(cfg.inference.cache_dir or Path(platformdirs.user_cache_dir("edgepose")) / "openvino")
+
+
+@dataclass
+class ModelChoice:
+    name: str
+    xml: Path
+    explanation: str = ""
+
+
+def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, reprofile: bool = False,
+                 progress=None, profiles_out: dict | None = None) -> ModelChoice:
+    """Resolve ``model.name``; ``auto`` profiles the local models on this device and applies the selection rule."""
+    from edgepose import registry
+
+    if cfg.model.name != "auto":
+        xml = registry.resolve(cfg.model.name)
+        return ModelChoice(cfg.model.name if not cfg.model.name.endswith(".xml") else xml.parent.name, xml)
+    from edgepose.registry.profiler import DEFAULT_SIZE, profile_models, select
+
+    local = registry.local_models()
+    if not local:
+        raise EdgeposeError("--model auto found no model on this machine; export one (edgepose export --variant "
+                            "H-4 ...) or pull one (edgepose models pull human-pose-estimation-0005)")
+    decoder = _decoder(grouping_params(cfg.decode))
+    profiles = profile_models(local, device=cfg.inference.device, frame_size=frame_size or DEFAULT_SIZE,
+                              reprofile=reprofile, cache_dir=cache_dir(cfg), postprocess=decoder, progress=progress)
+    if profiles_out is not None:
+        profiles_out.update(profiles)
+    choice = select(profiles, target_fps=cfg.model.target_fps, max_latency_ms=cfg.model.max_latency_ms)
+    if not choice.meets_target:
+        log.warning(choice.reason)
+    return ModelChoice(choice.name, local[choice.name], choice.reason)
+
+
+def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
+    """The ``--model auto --explain`` report: every local model's profile on this device and the choice."""
+    from edgepose.capture import open_source
+    from edgepose.registry.profiler import cpu_isa, device_name, format_table
+
+    with open_source(cfg.sources[0].source, pipeline=cfg.sources[0].pipeline) as src:
+        size = src.size
+    rows = {}
+    choice = choose_model(cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": "auto"})}), size,
+                          reprofile=reprofile, profiles_out=rows)
+    goal = (f"p90 latency <= {cfg.model.max_latency_ms:g} ms" if cfg.model.max_latency_ms is not None
+            else f">= {cfg.model.target_fps:g} fps")
+    head = (f"device {cfg.inference.device} ({device_name(cfg.inference.device)}, {cpu_isa()}), "
+            f"frame {size[0]}x{size[1]}, target {goal}")
+    return "\n".join([head, format_table(rows), "", "choice: " + choice.explanation])
+
+
+def _decoder(params):
+    from edgepose import decode
+
+    return lambda out: decode.decode(out, params)
+
+
+class SourceWorker:
+    """Per-source state on the worker thread: tracker, stats timer, snapshots, annotated video."""
+
+    def __init__(self, source_cfg: SourceConfig, cfg: AppConfig, model_name: str, sink, decoder, metrics=None,
+                 video=None):
+        self.id = source_cfg.id
+        self.cfg = cfg
+        self.model_name = model_name
+        self.sink = sink
+        self.decoder = decoder
+        self.metrics = metrics
+        self.video = video
+        self.pipeline: Pipeline | None = None
+        self.tracker = None
+        if cfg.tracking.enabled:
+            from edgepose.track import Tracker
+
+            t = cfg.tracking
+            self.tracker = Tracker(t.distance, max_distance=t.distance_threshold, min_joint_conf=t.joint_threshold,
+                                   init_delay=t.min_hits - 1, max_age=t.max_age)
+        self.snapshots = None
+        if cfg.snapshot.enabled and hasattr(sink, "send_snapshot"):
+            from edgepose.publish.snapshot import SnapshotEncoder
+
+            self.snapshots = SnapshotEncoder(cfg.snapshot)
+        self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
+        self._entered_at: dict[int, int] = {}
+
+    def post(self, frame: Frame, out: NetOutput, inference_ms: float) -> FrameResult:
+        t0 = time.perf_counter()
+        poses = keep_people(self.decoder(out), self.cfg.decode.joint_threshold, self.cfg.decode.min_joints)
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        entered: list = []
+        left: list = []
+        if self.tracker is not None:
+            update = self.tracker.update(poses, frame.timestamp_ns)
+            poses, entered, left = update.poses, list(update.entered), list(update.left)
+        total_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
+        return FrameResult(frame, poses, inference_ms, decode_ms, total_ms, entered, left)
+
+    def emit(self, result: FrameResult) -> None:
+        from edgepose.publish import event_message, pose_message
+
+        frame, poses = result.frame, result.poses
+        self.sink.send_poses(self.id, pose_message(source_id=self.id, frame=frame, poses=poses, model=self.model_name,
+                                                   inference_ms=result.inference_ms, total_ms=result.total_ms))
+        boxes = poses.boxes() if result.entered else None
+        for tid in result.entered:
+            i = int(np.flatnonzero(poses.track_id == tid)[0]) if (poses.track_id == tid).any() else None
+            self._entered_at[tid] = frame.wall_time_ns
+            self.sink.send_event(self.id, event_message(
+                source_id=self.id, kind="person_entered", track_id=tid, frame_index=frame.index,
+                wall_time_ns=frame.wall_time_ns, bbox=None if i is None else boxes[i],
+                score=None if i is None else float(poses.score[i])))
+        for tid in result.left:
+            since = self._entered_at.pop(tid, None)
+            self.sink.send_event(self.id, event_message(
+                source_id=self.id, kind="person_left", track_id=tid, frame_index=frame.index,
+                wall_time_ns=frame.wall_time_ns, duration_s=None if since is None else (frame.wall_time_ns - since) / 1e9))
+        if self.snapshots is not None:
+            jpeg = self.snapshots.maybe_encode(frame, poses, time.monotonic())
+            if jpeg is not None:
+                self.sink.send_snapshot(self.id, jpeg)
+        if self.video is not None:
+            self.video.write(frame.image, poses)
+        if time.monotonic() >= self._next_stats:
+            self._next_stats = time.monotonic() + self.cfg.mqtt.stats_interval_s
+            self.publish_stats()
+
+    def publish_stats(self) -> None:
+        from edgepose.publish import stats_message
+
+        if self.pipeline is None:
+            return
+        stats = self.pipeline.stats
+        fig = self.pipeline.status_figures()
+        msg = stats_message(
+            source_id=self.id, wall_time_ns=time.time_ns(), fps=fig["fps"],
+            latency_ms={"inference": list(stats._inference), "decode": list(stats._decode), "total": list(stats._total)},
+            frames=fig["frames"], dropped_frames=fig["dropped"], people=fig["people"], model=self.model_name,
+            device=self.cfg.inference.device, uptime_s=fig["uptime_s"])
+        self.sink.send_stats(self.id, msg)
+        if self.metrics is not None:
+            self.metrics.update(self.id, msg)
+
+
+def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, model: ModelChoice | None = None,
+        stop_event: threading.Event | None = None, reprofile: bool = False) -> dict[str, dict]:
+    """Run every configured source until its end, ``max_frames`` each, a signal or ``stop_event``.
+
+    Returns the final status figures per source id.
+    """
+    from edgepose.capture import open_source
+    from edgepose.inference import load_model
+    from edgepose.publish import open_sink
+
+    params = grouping_params(cfg.decode)
+    decoder = _decoder(params)
+    with ExitStack() as stack:
+        sources = {}
+        for s in cfg.sources:
+            src = open_source(s.source, realtime=s.realtime, pipeline=s.pipeline)
+            stack.callback(src.close)
+            sources[s.id] = src
+        first = next(iter(sources.values()))
+        choice = model or choose_model(cfg, first.size, reprofile=reprofile)
+        hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
+        pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
+                                cache_dir=cache_dir(cfg), precision_hint=hint)
+        sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name)
+        stack.callback(sink.close)
+        metrics = None
+        if cfg.metrics.port is not None:
+            from edgepose.publish.metrics import MetricsServer
+
+            metrics = MetricsServer(cfg.metrics.host, cfg.metrics.port)
+            stack.callback(metrics.close)
+        video = None
+        if cfg.save is not None:
+            from edgepose.service.video import AnnotatedVideo
+
+            video = stack.enter_context(AnnotatedVideo(cfg.save, fps=first.fps or 15.0))
+        workers = []
+        for s in cfg.sources:
+            w = SourceWorker(s, cfg, choice.name, sink, decoder, metrics, video if s is cfg.sources[0] else None)
+            w.pipeline = Pipeline(sources[s.id], pose_model, post=w.post, emit=w.emit, max_frames=max_frames,
+                                  status=print_status if status else None)
+            workers.append(w)
+        _run_all(workers, stop_event)
+        for w in workers:
+            w.publish_stats()
+        if metrics is not None:
+            metrics.set_healthy(False)
+        return {w.id: w.pipeline.status_figures() for w in workers}
+
+
+def _run_all(workers: list[SourceWorker], stop_event: threading.Event | None) -> None:
+    errors: list[BaseException] = []
+
+    def stop_all(*_):
+        for w in workers:
+            w.pipeline.stop()
+            w.pipeline.source.close()
+
+    def target(w: SourceWorker):
+        try:
+            w.pipeline.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            errors.append(exc)
+            stop_all()
+
+    threads = [threading.Thread(target=target, args=(w,), name=f"edgepose-{w.id}", daemon=True) for w in workers]
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop_all)
+    try:
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            if stop_event is not None and stop_event.is_set():
+                stop_all()
+            for t in threads:
+                t.join(0.1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if errors:
+        raise errors[0]
