@@ -185,6 +185,16 @@ def _matches(err: GLib.Error, domain, names) -> bool:
     return any(err.matches(domain.quark(), getattr(domain, name)) for name in names)
 
 
+# What to check, per kind of source, when it cannot be read.
+_HINTS = {
+    "camera": "make sure no other program uses it and that this user may access it (group 'video')",
+    "rtsp": "check the address, port and credentials and that the camera is on",
+    "uri": "check the URL, the network and that the server is up",
+    "file": "check the file's permissions",
+    "test": "check the pipeline",
+}
+
+
 def _error_message(spec: SourceSpec, err: GLib.Error, debug: str) -> str:
     """One line saying what went wrong with ``spec`` and what the user can do about it."""
     what, kind = spec.display, spec.kind
@@ -196,13 +206,7 @@ def _error_message(spec: SourceSpec, err: GLib.Error, debug: str) -> str:
     if _matches(err, Gst.ResourceError, ("NOT_AUTHORIZED",)):
         return f"{what} refused the credentials — put the right user:password@ in the URL"
     if _matches(err, Gst.ResourceError, _OPEN_ERRORS):
-        return {
-            "camera": f"cannot open camera {what}: {err.message} — make sure no other program uses it and that "
-            f"this user may access it (group 'video')",
-            "rtsp": f"cannot reach RTSP stream {what}: {err.message} — check the address, port and credentials "
-            f"and that the camera is on",
-            "file": f"cannot read {what}: {err.message} — check the file's permissions",
-        }.get(kind, f"cannot read {what}: {err.message} — check the URL and the network")
+        return f"cannot open {what}: {err.message} — {_HINTS[kind]}"
     if any(_matches(err, domain, names) for domain, names in _DECODE_ERRORS):
         return (
             f"cannot decode {what}: {err.message} — it is not a video GStreamer can read, or the decoder is not "
@@ -213,7 +217,7 @@ def _error_message(spec: SourceSpec, err: GLib.Error, debug: str) -> str:
             f"{what} cannot deliver the requested video format — try other --width/--height/--fps or another "
             f"--pipeline (e.g. v4l2-mjpeg for cameras)"
         )
-    return f"{what}: {err.message} — run with --debug for GStreamer's details"
+    return f"cannot read {what}: {err.message} — {_HINTS[kind]}; --debug shows GStreamer's details"
 
 
 def _parse_error_message(spec: SourceSpec, err: GLib.Error) -> str:

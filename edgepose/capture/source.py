@@ -266,6 +266,6 @@ class FrameSource(ABC):
             return
         what = "camera" if self.spec.kind == "camera" else "stream" if self.live else "source"
         raise SourceError(
-            f"no frame from {self.spec.display} for {waited:.0f} s — check that the {what} is running and "
+            f"no frame from {self.spec.display} for {waited:.1f} s — check that the {what} is running and "
             f"reachable (or raise the timeout)"
         )
