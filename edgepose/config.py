@@ -194,10 +194,13 @@ class MetricsConfig(_Section):
 
 
 class SnapshotConfig(_Section):
-    enabled: bool = Field(True, description="Publish an annotated JPEG (retained) on <prefix>/<id>/snapshot.")
+    enabled: bool = Field(
+        True, description="Publish a JPEG (retained) on <prefix>/<id>/snapshot; off = no picture leaves the device."
+    )
     interval_s: float = Field(2.0, ge=0.1, le=3600, description="Seconds between snapshots.")
     max_bytes: int = Field(256_000, ge=1024, le=10_000_000, description="Larger JPEGs are re-encoded smaller.")
     quality: int = Field(80, ge=10, le=100, description="JPEG quality.")
+    annotate: bool = Field(False, description="Draw skeletons into the JPEG (dashboards draw them from poses).")
 
 
 class AppConfig(_Section):
