@@ -63,7 +63,9 @@ class ModelConfig(_Section):
 class InferenceConfig(_Section):
     device: str = Field("CPU", min_length=1, description="OpenVINO device: CPU, GPU, NPU, AUTO, ...")
     mode: Literal["latency", "throughput"] = Field(
-        "throughput", description="throughput: async requests overlap frames; latency: one sync request."
+        "latency",
+        description="latency: one sync request (fastest for one stream on few cores); throughput: async requests "
+        "overlap capture, inference and decoding (more cores, several sources).",
     )
     cache_dir: Path | None = Field(None, description="Compiled-model cache; None = edgepose's user cache dir.")
     precision_hint: Literal["auto", "f32", "f16", "bf16"] = Field(
@@ -203,6 +205,33 @@ class SnapshotConfig(_Section):
     annotate: bool = Field(False, description="Draw skeletons into the JPEG (dashboards draw them from poses).")
 
 
+class DashboardConfig(_Section):
+    mqtt_ws: str = Field(
+        "ws://127.0.0.1:9001",
+        description="Broker's MQTT-over-WebSocket URL as browsers reach it (ws:// or wss://); no host, e.g. "
+        "ws://:9001, means the host the dashboard page came from.",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Bind address (0.0.0.0 exposes it to the network).")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of the dashboard (0 = any free port).")
+    username: str | None = Field(None, description="Broker user the page logs in as (give it read-only access).")
+    password: SecretStr | None = Field(None, description="That user's password, handed to the page by the server.")
+
+    @field_validator("mqtt_ws")
+    @classmethod
+    def _check_ws_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or parts.username is not None:
+            raise ValueError(
+                f"expected ws://host:port[/path] or wss://... without credentials (use dashboard.username and "
+                f"dashboard.password), got {_mask_url(url)!r}"
+            )
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        return url
+
+
 class AppConfig(_Section):
     """The whole configuration; a YAML file holds any subset of these sections."""
 
@@ -216,6 +245,7 @@ class AppConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     output: str = Field(
         "mqtt", description="Where messages go: `mqtt`, `-` (JSON lines on stdout), a .jsonl file, or a comma list."
     )

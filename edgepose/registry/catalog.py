@@ -39,6 +39,7 @@ class ModelEntry:
     files: tuple[RemoteFile, ...] = ()
     variant: str | None = None
     gflops_published: float | None = None
+    license: str = "Apache-2.0"
 
 
 def variant_model_name(variant: str) -> str:

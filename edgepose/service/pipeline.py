@@ -111,6 +111,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._submitted = 0
+        self._slots = threading.Semaphore(8)
 
     # -- control ------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -155,8 +156,13 @@ class Pipeline:
             if self._stop.is_set() or self._error is not None:
                 break
             if throughput:
+                # Bound frames in flight + awaiting post-processing, so a slow decoder cannot pile up memory.
+                while not self._slots.acquire(timeout=0.2):
+                    if self._stop.is_set() or self._error is not None:
+                        return
                 data = (self._submitted, frame, time.perf_counter())
-                self.model.submit(frame.image, data, lambda out, d: inbox.put((d, out)))
+                self.model.submit(frame.image, data,
+                                  lambda out, d: inbox.put((d, out, (time.perf_counter() - d[2]) * 1e3)))
             else:
                 inbox.put(frame)
             self._submitted += 1
@@ -179,11 +185,12 @@ class Pipeline:
         pending: list = []
         next_seq = 0
         while (item := inbox.get()) is not _END:
-            (seq, frame, t0), out = item
-            heapq.heappush(pending, (seq, frame, out, (time.perf_counter() - t0) * 1e3))
+            (seq, frame, _), out, inference_ms = item
+            heapq.heappush(pending, (seq, frame, out, inference_ms))
             while pending and pending[0][0] == next_seq:
                 _, f, o, ms = heapq.heappop(pending)
                 self._deliver(f, o, ms)
+                self._slots.release()
                 next_seq += 1
         for _, f, o, ms in sorted(pending, key=lambda p: p[0]):
             self._deliver(f, o, ms)
