@@ -24,6 +24,7 @@ from edgepose.capture import (
     open_source,
     parse_source,
 )
+from edgepose.capture.source import redact_url
 from edgepose.capture.templates import PIPELINES_DIR
 from edgepose.errors import SourceError
 
@@ -234,12 +235,12 @@ def test_live_source_without_frames_times_out():
 
 def test_camera_pipeline_string():
     assert build_pipeline(parse_source("0")) == (
-        "v4l2src device=/dev/video0 ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! videoscale "
-        "! video/x-raw,format=BGR ! appsink name=sink"
+        "v4l2src device=/dev/video0 ! video/x-raw,width=640,height=480,framerate=30/1 ! "
+        "videoconvert n-threads=0 ! videoscale ! video/x-raw,format=BGR ! appsink name=sink"
     )
     assert build_pipeline(parse_source(2), "v4l2-mjpeg", width=1920, height=1080, fps=30) == (
         "v4l2src device=/dev/video2 ! image/jpeg,width=1920,height=1080,framerate=30/1 ! jpegdec ! "
-        "videorate max-rate=30 ! videoconvert ! videoscale ! video/x-raw,format=BGR,width=1920,height=1080 "
+        "videorate max-rate=30 ! videoconvert n-threads=0 ! videoscale ! video/x-raw,format=BGR,width=1920,height=1080 "
         "! appsink name=sink"
     )
 
@@ -314,6 +315,13 @@ def test_parse_source_files_and_errors(video_classroom):
         build_pipeline(parse_source("test"), width=640)
 
 
+def test_passwords_stay_out_of_messages_and_descriptions():
+    spec = parse_source("rtsp://admin:s3cret@cam.local:554/live")
+    assert spec.display == "rtsp://admin:***@cam.local:554/live"
+    assert 'location="rtsp://admin:s3cret@cam.local:554/live"' in build_pipeline(spec)  # GStreamer needs it
+    assert redact_url(build_pipeline(spec)).count("s3cret") == 0
+
+
 # -- templates ----------------------------------------------------------------------------------------------
 
 
@@ -322,6 +330,8 @@ def test_templates_are_shipped_documented_and_build():
     assert {"v4l2-raw", "v4l2-mjpeg", "rtsp", "file", "uri", "test", "jetson-csi", "jetson-rtsp"} <= names
     assert {"vaapi-file", "vaapi-rtsp"} <= names
     assert (REPO / "pipelines").resolve() == PIPELINES_DIR
+    readme = (PIPELINES_DIR / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in names)  # every template is documented
     from gi.repository import Gst
 
     for template in list_templates():

@@ -80,8 +80,9 @@ def open_source(
             from edgepose.capture.gstreamer import GstFrameSource
 
             description = build_pipeline(spec, pipeline, width=width, height=height, fps=fps, latency_ms=latency_ms)
-            log.debug("capture pipeline: %s", description)
-            return GstFrameSource(spec, description, realtime=realtime, timeout=timeout)
+            source = GstFrameSource(spec, description, realtime=realtime, timeout=timeout)
+            log.debug("capture pipeline: %s", source.description)
+            return source
         if backend == "gstreamer":
             raise SourceError(f"GStreamer is not available ({why}) — run `make install`, or use the OpenCV backend")
         log.warning("GStreamer (PyGObject) is not available (%s); capturing with OpenCV instead", why)

@@ -53,9 +53,7 @@ class GstFrameSource(FrameSource):
         self._pulled = 0
         self._caps = None
         self._layout: tuple[int, int, int] = (0, 0, 0)
-        self._slot: LatestSlot | None = None
         self._handler = None
-        self._pending: Frame | None = None
         try:
             self._pipeline = Gst.parse_launch(description)
         except GLib.Error as exc:
@@ -65,19 +63,7 @@ class GstFrameSource(FrameSource):
             raise SourceError("the pipeline has no `appsink name=sink` — end a custom pipeline with it, or leave it out")
         self._sink = sink
         self._bus = self._pipeline.get_bus()
-        try:
-            self._start(realtime)
-            # Fail here rather than on the first next(): a source that cannot give one frame is broken.
-            self._pending = self._read()
-            if self._pending is None:
-                raise SourceError(f"{spec.display} contains no video frames — check that it is a video")
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def dropped(self) -> int:
-        return self._slot.dropped if self._slot is not None else 0
+        self._prime(lambda: self._start(realtime))
 
     def _start(self, realtime: bool) -> None:
         sink = self._sink
@@ -112,9 +98,6 @@ class GstFrameSource(FrameSource):
         return Gst.FlowReturn.OK
 
     def _read(self) -> Frame | None:
-        if self._pending is not None:
-            frame, self._pending = self._pending, None
-            return frame
         started = time.monotonic()
         while not self._closed.is_set():
             got = self._take(_POLL_S)

@@ -52,9 +52,7 @@ class CvFrameSource(FrameSource):
         self._count = 0
         self._error: SourceError | None = None
         self._ended = False
-        self._slot: LatestSlot | None = None
         self._thread: threading.Thread | None = None
-        self._pending: Frame | None = None
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(_open_error(spec))
@@ -67,21 +65,10 @@ class CvFrameSource(FrameSource):
         self._fps = float(nominal) if nominal and nominal > 0 else None
         if fps is not None and (self._fps is None or fps < self._fps):
             self._fps = float(fps)
-        try:
-            if spec.live or realtime:
-                self._slot = LatestSlot()
-                self._thread = threading.Thread(target=self._grab_loop, name="edgepose-cv-capture", daemon=True)
-                self._thread.start()
-            self._pending = self._read()
-            if self._pending is None:
-                raise SourceError(f"{spec.display} contains no video frames — check that it is a video")
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def dropped(self) -> int:
-        return self._slot.dropped if self._slot is not None else 0
+        if spec.live or realtime:
+            self._slot = LatestSlot()
+            self._thread = threading.Thread(target=self._grab_loop, name="edgepose-cv-capture", daemon=True)
+        self._prime(self._thread.start if self._thread is not None else lambda: None)
 
     def _next_image(self) -> tuple[np.ndarray, float] | None:
         """The next frame the rate limit keeps and its stream time in s; None at the end."""
@@ -118,9 +105,6 @@ class CvFrameSource(FrameSource):
             self._cap.release()  # this thread owns the capture; close() may not wait for a stalled read
 
     def _read(self) -> Frame | None:
-        if self._pending is not None:
-            frame, self._pending = self._pending, None
-            return frame
         if self._slot is None:
             got = self._next_image()
             if got is None:

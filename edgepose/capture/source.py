@@ -11,7 +11,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 from edgepose.errors import SourceError
 from edgepose.types import Frame
@@ -39,6 +40,11 @@ class SourceSpec:
             raise ValueError(f"SourceSpec.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
     @property
+    def dropped(self) -> int:
+        """Frames the source produced that were dropped because the reader was busy."""
+        return self._slot.dropped if self._slot is not None else 0
+
+    @property
     def live(self) -> bool:
         """True for sources that produce frames at their own pace (frames not read in time are dropped)."""
         return self.kind in LIVE_KINDS
@@ -60,13 +66,12 @@ class SourceSpec:
         return self.location
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` reduced to ``user:***@`` so it can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@\"]+:)[^\s/@\"]+@", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def camera_spec(index: int) -> SourceSpec:
@@ -173,6 +178,8 @@ class FrameSource(ABC):
         self._live = spec.live
         self._fps: float | None = None
         self._size: tuple[int, int] | None = None
+        self._slot: LatestSlot | None = None  # set by subclasses that read in the background
+        self._pending: Frame | None = None  # the first frame, read while opening
 
     # -- what subclasses provide -------------------------------------------------------------------------
     @abstractmethod
@@ -183,11 +190,6 @@ class FrameSource(ABC):
     def _release(self) -> None:
         """Stop the source and free it; called once, from whichever thread closes first."""
 
-    @property
-    @abstractmethod
-    def dropped(self) -> int:
-        """Frames the source produced that were dropped because the reader was busy."""
-
     # -- the interface -----------------------------------------------------------------------------------
     def __iter__(self) -> FrameSource:
         return self
@@ -195,6 +197,9 @@ class FrameSource(ABC):
     def __next__(self) -> Frame:
         if self._closed.is_set():
             raise StopIteration
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
         frame = self._read()
         if frame is None:
             raise StopIteration
@@ -226,6 +231,11 @@ class FrameSource(ABC):
             pass
 
     @property
+    def dropped(self) -> int:
+        """Frames the source produced that were dropped because the reader was busy."""
+        return self._slot.dropped if self._slot is not None else 0
+
+    @property
     def live(self) -> bool:
         """True when the source runs at its own pace (camera, RTSP, test pattern): late frames are dropped."""
         return self._live
@@ -242,13 +252,25 @@ class FrameSource(ABC):
 
     @property
     def description(self) -> str:
-        """What is running: the GStreamer pipeline string, or the OpenCV capture used."""
-        return self._description
+        """What is running: the GStreamer pipeline string, or the OpenCV capture used (passwords masked)."""
+        return redact_url(self._description)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.display!r} live={self.live} size={self.size} fps={self.fps}>"
 
     # -- helpers for subclasses --------------------------------------------------------------------------
+    def _prime(self, start: Callable[[], None]) -> None:
+        """Run ``start`` and read the first frame now, closing on any failure: a source that cannot give one
+        frame fails when opened, not on the first next(), and ``size``/``fps`` are known from the start."""
+        try:
+            start()
+            self._pending = self._read()
+            if self._pending is None:
+                raise SourceError(f"{self.spec.display} contains no video frames — check that it is a video")
+        except BaseException:
+            self.close()
+            raise
+
     def _make_frame(self, image, index: int, monotonic_ns: int | None = None, wall_ns: int | None = None) -> Frame:
         """A Frame stamped now (or at the given capture time), with timestamps never going backwards."""
         mono = time.monotonic_ns() if monotonic_ns is None else monotonic_ns

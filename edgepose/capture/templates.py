@@ -37,7 +37,7 @@ DEFAULT_LATENCY_MS = 200
 
 # Appended to every template (and to custom strings without an appsink): whatever the template decodes
 # becomes packed BGR at the requested size/rate. appsink's own properties are set by the capture code.
-APPSINK_TAIL = "{rate}videoconvert ! videoscale ! video/x-raw,format=BGR{size} ! appsink name=sink"
+APPSINK_TAIL = "{rate}videoconvert n-threads=0 ! videoscale ! video/x-raw,format=BGR{size} ! appsink name=sink"
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")  # `{ NV12, I420 }` caps lists contain spaces and are left alone
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
