@@ -1,0 +1,133 @@
+"""HTTP server of the dashboard: the static page from the package and ``/config.json``, nothing else.
+
+The page itself holds no settings and no secrets. It fetches ``/config.json`` at load time: the broker's
+WebSocket URL, the topic prefix, the credentials of the broker user it should log in as (when configured), and
+the pose contract (joint names, skeleton, palette) so the browser draws exactly what ``edgepose.draw`` draws.
+Anyone who can open the page can read those credentials: give the page a read-only broker user, and keep the
+dashboard on 127.0.0.1 or behind the site's access control.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+from edgepose.config import DashboardConfig
+from edgepose.draw import MIN_OPACITY, PALETTE
+from edgepose.errors import EdgeposeError
+from edgepose.types import JOINT_NAMES, SKELETON
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+# The page talks to the broker (ws:/wss:) and draws snapshots from blob: URLs; nothing else is allowed to run.
+_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' blob: data:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def page_config(config: DashboardConfig, topic_prefix: str) -> dict:
+    """What ``/config.json`` holds: broker URL, prefix, optional credentials and the pose contract."""
+    return {
+        "mqtt_ws": config.mqtt_ws,
+        "topic_prefix": topic_prefix,
+        "username": config.username,
+        "password": config.password.get_secret_value() if config.password is not None else None,
+        "joints": list(JOINT_NAMES),
+        "skeleton": [list(limb) for limb in SKELETON],
+        "palette": list(PALETTE),
+        "min_opacity": MIN_OPACITY,
+    }
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """URL path -> (content, type) for every file of static/, read once."""
+    files = {}
+    for entry in resources.files("edgepose.dashboard").joinpath("static").iterdir():
+        suffix = "." + entry.name.rpartition(".")[2]
+        if entry.is_file() and suffix in _TYPES:
+            files["/" + entry.name] = (entry.read_bytes(), _TYPES[suffix])
+    if "/index.html" not in files:
+        raise EdgeposeError("the dashboard's static files are missing from the installation; reinstall edgepose")
+    files["/"] = files["/index.html"]
+    return files
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    server_version = "edgepose-dashboard"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._respond(head=True)
+
+    def _respond(self, head: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/config.json":
+            body, ctype = self.server.config_json, "application/json"
+        elif path in self.server.files:
+            body, ctype = self.server.files[path]
+        else:
+            self.send_error(HTTPStatus.NOT_FOUND, "not found")
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        # config.json may change with a restart; the page is tiny: never serve stale copies.
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Security-Policy", _CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class DashboardServer(ThreadingHTTPServer):
+    """The dashboard's HTTP server, bound at construction (EdgeposeError if the port is taken).
+
+    ``url`` is where a browser on this machine opens it; ``serve_forever()`` / ``shutdown()`` as usual, or
+    ``start()`` to serve from a daemon thread.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, config: DashboardConfig, topic_prefix: str = "edgepose"):
+        self.files = _static_files()
+        self.config_json = json.dumps(page_config(config, topic_prefix)).encode()
+        try:
+            super().__init__((config.host, config.port), _Handler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise EdgeposeError(
+                    f"port {config.port} on {config.host} is already in use; pass another --port"
+                ) from None
+            raise EdgeposeError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}; check --host") from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{shown}:{port}/"
+
+    def start(self) -> threading.Thread:
+        """Serve from a daemon thread (tests, embedding); stop with ``shutdown()`` then ``server_close()``."""
+        thread = threading.Thread(target=self.serve_forever, name="edgepose-dashboard", daemon=True)
+        thread.start()
+        return thread

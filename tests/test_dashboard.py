@@ -1,0 +1,284 @@
+"""The dashboard end to end: real Mosquitto with websockets, real `edgepose run` and `edgepose dashboard`, real
+headless Chromium (Selenium) reading the page's DOM and canvas.
+
+Needs the Debian packages chromium and chromium-driver and the pip package selenium (dev extra); skipped without.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+from conftest import REPO, Mosquitto, free_port
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgepose.cli import cli
+from edgepose.config import DashboardConfig, MqttConfig
+from edgepose.dashboard.server import DashboardServer
+from edgepose.draw import PALETTE
+from edgepose.errors import EdgeposeError
+from edgepose.publish import event_message, pose_message, stats_message
+from edgepose.publish.mqtt import MqttPublisher
+from edgepose.types import JOINT_NAMES, Frame, Poses
+
+ARTIFACTS = REPO / "test-artifacts"
+EDGEPOSE = [sys.executable, "-m", "edgepose"]
+KEEPALIVE = 10  # s; the broker publishes the will after 1.5x this without a packet (a SIGKILL closes the socket)
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1280,1100")
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must never try to download a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    drv.set_page_load_timeout(20)
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture()
+def ws_broker(tmp_path):
+    broker = Mosquitto(tmp_path, ws_port=free_port(), extra_conf="user root\n").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture()
+def dashboard_cli(ws_broker):
+    """`edgepose dashboard` as a user starts it, on a free port; yields the URL it printed."""
+    proc = subprocess.Popen(
+        [*EDGEPOSE, "dashboard", "--port", "0", "--mqtt-ws", f"ws://127.0.0.1:{ws_broker.ws_port}"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    assert match, f"edgepose dashboard printed {line!r}"
+    yield match.group(0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+
+
+def page_state(drv) -> dict:
+    """Per source card: what a user sees, read from the DOM."""
+    return drv.execute_script("""
+        const out = {broker: document.querySelector('#broker').dataset.state, cards: {}};
+        for (const c of document.querySelectorAll('.card')) {
+          const v = c.querySelector('.view');
+          out.cards[c.dataset.source] = {
+            status: c.querySelector('.status').dataset.status || null,
+            fps: parseFloat(c.querySelector('dd.fps').textContent),
+            people: c.querySelector('dd.people').textContent,
+            model: c.querySelector('dd.model').textContent,
+            snapshot: v.dataset.snapshot === '1', skeletons: parseInt(v.dataset.skeletons || '0'),
+            size: [v.width, v.height],
+            points: parseInt(c.querySelector('.chart').dataset.points),
+            events: [...c.querySelectorAll('.events li')].map(li => li.textContent),
+          };
+        }
+        out.order = Object.keys(out.cards);
+        return out;""")
+
+
+def wait_for(drv, predicate, timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    state = page_state(drv)
+    while not predicate(state):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; page state: {state}")
+        time.sleep(0.2)
+        state = page_state(drv)
+    return state
+
+
+def canvas_pixel(drv, source: str, x: float, y: float) -> list[int]:
+    """RGBA of the card's canvas at frame pixel (x, y) (the canvas may be scaled from the frame size)."""
+    return drv.execute_script(
+        "const v = document.querySelector(`.card[data-source='${arguments[0]}'] .view`);"
+        "return [...v.getContext('2d').getImageData(arguments[1], arguments[2], 1, 1).data];",
+        source, float(x), float(y),
+    )
+
+
+def coco_person(coco_mini: Path, width: int, height: int) -> tuple[Poses, np.ndarray]:
+    """A real annotated COCO person with all 17 joints, fitted into a width x height frame; (poses, visible)."""
+    ann = json.loads((coco_mini / "person_keypoints.json").read_text())
+    best = max(ann["annotations"], key=lambda a: (a["num_keypoints"], a["area"]))
+    kps = np.asarray(best["keypoints"], np.float32).reshape(17, 3)
+    visible = kps[:, 2] > 0
+    xy = kps[:, :2] - kps[visible, :2].min(axis=0)
+    xy = xy / xy[visible].max() * 0.7 * min(width, height) + (0.15 * width, 0.15 * height)
+    conf = visible.astype(np.float32)  # opaque: canvas pixels must show the exact track colour
+    return Poses(xy[None], conf[None], conf[None].mean(axis=1), [1]), visible
+
+
+def hex_rgb(color: str) -> list[int]:
+    return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def publish_once(url: str, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dashboard-test")
+    host, port = url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    client.publish(topic, payload, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+def test_server_serves_page_and_config_only(tmp_path):
+    cfg = DashboardConfig(port=0, username="viewer", password="pa55-word", mqtt_ws="ws://:9001")
+    server = DashboardServer(cfg, "site/a")
+    server.start()
+    try:
+        static = {}
+        for path in ("/", "/app.js", "/mqtt-ws.js", "/style.css"):
+            with urllib.request.urlopen(server.url + path.lstrip("/")) as r:
+                assert r.status == 200 and "Content-Security-Policy" in r.headers
+                static[path] = r.read().decode()
+        assert "<canvas" not in static["/"] and 'src="app.js"' in static["/"]
+        with urllib.request.urlopen(server.url + "config.json") as r:
+            assert r.headers["Cache-Control"] == "no-store"
+            page = json.load(r)
+        assert page["mqtt_ws"] == "ws://:9001" and page["topic_prefix"] == "site/a"
+        assert (page["username"], page["password"]) == ("viewer", "pa55-word")
+        assert page["joints"] == list(JOINT_NAMES) and page["palette"] == list(PALETTE)
+        # The secret lives only in config.json, never in the static files.
+        assert not any("pa55-word" in text for text in static.values())
+        for bad in ("../../etc/passwd", "server.py", "static/app.js", "config.json/x"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(server.url + bad)
+            assert err.value.code == 404
+        with pytest.raises(EdgeposeError, match=rf"port {server.server_address[1]} .* in use; pass another --port"):
+            DashboardServer(DashboardConfig(port=server.server_address[1]))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cli_reports_bad_websocket_url_in_one_line():
+    result = CliRunner().invoke(cli, ["dashboard", "--mqtt-ws", "mqtt://127.0.0.1:1883"], standalone_mode=False)
+    assert isinstance(result.exception, EdgeposeError)
+    assert "dashboard.mqtt_ws: expected ws://host:port" in str(result.exception)
+
+
+# ---------------------------------------------------------------------------------------------- browser
+
+
+@pytest.mark.slow
+def test_several_nodes_privacy_mode_events_and_clean_shutdown(browser, ws_broker, dashboard_cli, coco_mini):
+    """Two sources from the real publisher: one with snapshots, one without (privacy mode); events and stats."""
+    config = MqttConfig(url=ws_broker.url, keepalive=KEEPALIVE)
+    width, height = 640, 360
+    poses, visible = coco_person(coco_mini, width, height)
+    frame = Frame(np.zeros((height, width, 3), np.uint8), 7, time.monotonic_ns(), time.time_ns())
+    with MqttPublisher(config, ["hall", "door"]) as pub:
+        browser.get(dashboard_cli)
+        wait_for(browser, lambda s: s["broker"] == "connected", 15, "the page to connect to the broker")
+        for sid in ("door", "hall"):
+            pub.publish_stats(sid, stats_message(
+                source_id=sid, wall_time_ns=time.time_ns(), fps=12.5, latency_ms={"total": [40.0, 44.0]}, frames=70,
+                dropped_frames=3, people=1, model="H-1", device="CPU", uptime_s=6.0))
+            pub.publish_event(sid, event_message(source_id=sid, kind="person_entered", track_id=1, frame_index=7,
+                                                 wall_time_ns=time.time_ns()))
+        from edgepose.publish.snapshot import encode_jpeg
+
+        pub.publish_snapshot("door", encode_jpeg(np.full((height // 2, width // 2, 3), 200, np.uint8)))
+        for sid in ("door", "hall"):
+            pub.publish_poses(sid, pose_message(source_id=sid, frame=frame, poses=poses, model="H-1",
+                                                inference_ms=30, total_ms=40))
+        state = wait_for(browser, lambda s: all(
+            s["cards"].get(sid, {}).get("skeletons") == 1 and s["cards"][sid]["events"] for sid in ("door", "hall")
+        ) and s["cards"]["door"]["snapshot"], 15, "both cards with a skeleton and an event")
+        assert state["order"] == ["door", "hall"]  # sorted by id, whatever came first
+        for sid in ("door", "hall"):
+            card = state["cards"][sid]
+            assert card["status"] == "online" and card["fps"] == 12.5 and card["people"] == "1"
+            assert card["model"] == "H-1 on CPU" and card["points"] >= 1 and "#1 entered" in card["events"][0]
+        assert not state["cards"]["hall"]["snapshot"]  # privacy mode: skeletons on a blank canvas
+        # The snapshot came at half size: the canvas takes its size and scales the frame-pixel poses onto it.
+        assert state["cards"]["door"]["size"] == [width // 2, height // 2]
+        hip = JOINT_NAMES.index("left_hip") if visible[JOINT_NAMES.index("left_hip")] else int(np.argmax(visible))
+        x, y = poses.xy[0, hip]
+        assert canvas_pixel(browser, "hall", x, y)[:3] == hex_rgb(PALETTE[1])  # track 1's colour, opaque
+        assert canvas_pixel(browser, "door", x / 2, y / 2)[:3] == hex_rgb(PALETTE[1])
+        assert canvas_pixel(browser, "hall", 2, 2)[:3] == [0x15, 0x18, 0x1D]  # blank canvas, not a picture
+    # A clean stop publishes offline for every source.
+    wait_for(browser, lambda s: all(c["status"] == "offline" for c in s["cards"].values()), 10, "offline cards")
+
+
+@pytest.mark.slow
+def test_real_edgepose_run_shows_live_and_turns_offline_when_killed(
+    browser, ws_broker, dashboard_cli, omz_model, video_aisle, coco_mini, tmp_path
+):
+    """`edgepose run` on a real video -> page shows snapshot, skeleton, chart, fps; SIGKILL -> offline."""
+    (tmp_path / "edgepose.yaml").write_text(
+        f"sources: [{{id: aisle, source: '{video_aisle}'}}]\n"
+        f"model: {{name: '{omz_model}'}}\n"
+        f"mqtt: {{url: '{ws_broker.url}', keepalive: {KEEPALIVE}, stats_interval_s: 1}}\n"
+        "snapshot: {interval_s: 1}\n"
+    )
+    run = subprocess.Popen([*EDGEPOSE, "run", "--config", str(tmp_path / "edgepose.yaml"), "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=open(tmp_path / "run.log", "w"))
+    try:
+        browser.get(dashboard_cli)
+        state = wait_for(browser, lambda s: (c := s["cards"].get("aisle")) and c["status"] == "online"
+                         and c["snapshot"] and c["fps"] > 0 and c["points"] >= 1, 90,
+                         "a live card from edgepose run (snapshot, fps, chart)")
+        assert run.poll() is None, (tmp_path / "run.log").read_text()
+        card = state["cards"]["aisle"]
+        assert card["size"] == [480, 270] and card["model"].endswith("on CPU")
+        print(f"edgepose run: {card['skeletons']} skeletons drawn from its own poses, fps {card['fps']}")
+        # The stand-in weights find arbitrary 'people'. For a skeleton we can check, freeze the node (its
+        # connection stays up for 1.5x keepalive) and publish one real COCO person for this source.
+        run.send_signal(signal.SIGSTOP)
+        poses, visible = coco_person(coco_mini, 480, 270)
+        frame = Frame(np.zeros((270, 480, 3), np.uint8), 10_000, time.monotonic_ns(), time.time_ns())
+        msg = pose_message(source_id="aisle", frame=frame, poses=poses, model="test", inference_ms=1, total_ms=1)
+        publish_once(ws_broker.url, "edgepose/aisle/poses", json.dumps(msg).encode())
+        state = wait_for(browser, lambda s: s["cards"]["aisle"]["skeletons"] == 1, 5, "the published skeleton")
+        assert state["cards"]["aisle"]["status"] == "online" and state["cards"]["aisle"]["snapshot"]
+        joint = int(np.argmax(visible))
+        assert canvas_pixel(browser, "aisle", *poses.xy[0, joint])[:3] == hex_rgb(PALETTE[1])
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+        run.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        run.wait(10)
+        wait_for(browser, lambda s: s["cards"]["aisle"]["status"] == "offline", 1.5 * KEEPALIVE + 2,
+                 "the card to turn offline after SIGKILL")
+        print(f"offline shown {time.monotonic() - killed:.2f} s after SIGKILL")
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
