@@ -316,3 +316,15 @@ def test_cli_exits_non_zero_with_one_line_on_wrong_password(tls_broker):
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: MQTT broker 127.0.0.1:")
     assert "rejected user 'edge'" in proc.stderr and "guess" not in proc.stderr
+
+
+def test_mqtt_and_file_sink_together(mosquitto, tmp_path):
+    config = MqttConfig(url=mosquitto.url)
+    sub = Collector(config, topic="edgepose/door/events")
+    sink = open_sink(f"mqtt,{tmp_path / 'log.jsonl'}", config, ["door"])
+    sink.send_event("door", _event(5))
+    sub.wait(lambda s: _events(s) == [5])
+    assert sink.delivery_stats("door")["events_sent"] == 1
+    sink.close()
+    assert json.loads((tmp_path / "log.jsonl").read_text())["track_id"] == 5
+    sub.close()

@@ -22,12 +22,16 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Sink(Protocol):
-    """What the run service publishes through. Methods must not block on the network."""
+    """What the run service publishes through. Methods must not block on the network.
+
+    delivery_stats(source_id) returns the sink's counters (sent, dropped, buffered...) for the stats message.
+    """
 
     def send_poses(self, source_id: str, msg: dict) -> None: ...
     def send_event(self, source_id: str, msg: dict) -> None: ...
     def send_stats(self, source_id: str, msg: dict) -> None: ...
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None: ...
+    def delivery_stats(self, source_id: str) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -48,6 +52,10 @@ class MqttSink:
 
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         self.publisher.publish_snapshot(source_id, jpeg)
+
+    def delivery_stats(self, source_id: str) -> dict:
+        """The publisher's counters: poses/events sent and dropped, buffered, (dis)connects, connected."""
+        return self.publisher.stats(source_id)
 
     def close(self) -> None:
         self.publisher.close()
@@ -101,6 +109,9 @@ class JsonLinesSink:
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         pass  # binary; only MQTT carries snapshots
 
+    def delivery_stats(self, source_id: str) -> dict:
+        return {}  # a local write either succeeds or raises: nothing to count
+
     def close(self) -> None:
         with self._lock:
             if self.path is None or self._stream.closed:
@@ -130,6 +141,12 @@ class MultiSink:
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         for sink in self.sinks:
             sink.send_snapshot(source_id, jpeg)
+
+    def delivery_stats(self, source_id: str) -> dict:
+        merged: dict = {}
+        for sink in self.sinks:
+            merged.update(sink.delivery_stats(source_id))
+        return merged
 
     def close(self) -> None:
         """Close every sink even if one fails; the first failure is re-raised afterwards."""

@@ -180,7 +180,8 @@ class SourceWorker:
             source_id=self.id, wall_time_ns=time.time_ns(), fps=fig["fps"],
             latency_ms={"inference": list(stats._inference), "decode": list(stats._decode), "total": list(stats._total)},
             frames=fig["frames"], dropped_frames=fig["dropped"], people=fig["people"], model=self.model_name,
-            device=self.cfg.inference.device, uptime_s=fig["uptime_s"])
+            device=self.cfg.inference.device, uptime_s=fig["uptime_s"],
+            extra={"publish": self.sink.delivery_stats(self.id)})
         self.sink.send_stats(self.id, msg)
         if self.metrics is not None:
             self.metrics.update(self.id, msg)
