@@ -171,3 +171,10 @@ def test_config_show_masks_secrets(tmp_path):
     assert "hunter2" not in result.output and "topsecret" not in result.output
     assert "password: '**********'" in result.output and "url: mqtt://h" in result.output
     assert "id: door" in result.output
+
+
+def test_shipped_example_is_valid():
+    from conftest import REPO
+
+    cfg = load_config(REPO / "deploy" / "edgepose.example.yaml", environ={})
+    assert [s.id for s in cfg.sources] == ["entrance", "aisle"] and cfg.mqtt.use_tls and cfg.mqtt.homeassistant

@@ -124,8 +124,8 @@ def connect_client(client: mqtt.Client, config: MqttConfig, on_connect=None) -> 
     client.loop_start()
     if answered.wait(config.connect_timeout_s) and "refused" not in result:
         return
+    client.disconnect()  # first, so the network thread stops retrying and loop_stop returns at once
     client.loop_stop()
-    client.disconnect()
     refused = result.get("refused")
     where = f"MQTT broker {config.host}:{config.port}"
     if refused is None:

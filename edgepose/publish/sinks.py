@@ -126,21 +126,21 @@ class MultiSink:
     def __init__(self, sinks: Sequence[Sink]):
         self.sinks = list(sinks)
 
-    def send_poses(self, source_id: str, msg: dict) -> None:
+    def _each(self, method: str, *args) -> None:
         for sink in self.sinks:
-            sink.send_poses(source_id, msg)
+            getattr(sink, method)(*args)
+
+    def send_poses(self, source_id: str, msg: dict) -> None:
+        self._each("send_poses", source_id, msg)
 
     def send_event(self, source_id: str, msg: dict) -> None:
-        for sink in self.sinks:
-            sink.send_event(source_id, msg)
+        self._each("send_event", source_id, msg)
 
     def send_stats(self, source_id: str, msg: dict) -> None:
-        for sink in self.sinks:
-            sink.send_stats(source_id, msg)
+        self._each("send_stats", source_id, msg)
 
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
-        for sink in self.sinks:
-            sink.send_snapshot(source_id, jpeg)
+        self._each("send_snapshot", source_id, jpeg)
 
     def delivery_stats(self, source_id: str) -> dict:
         merged: dict = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -76,7 +77,7 @@ def watch(
             if count is not None and seen >= count:
                 stop.set()
 
-    client = make_client(config, f"edgepose-watch-{threading.get_ident() % 100000}")
+    client = make_client(config, f"edgepose-watch-{secrets.token_hex(3)}")
     client.on_message = on_message
     connect_client(client, config, lambda c, rc: [c.subscribe(t, qos=1) for t in topics])
     try:
