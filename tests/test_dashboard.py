@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, Mosquitto, free_port
+from conftest import REPO, Mosquitto, free_port, wait_port
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgepose.cli import cli
@@ -83,6 +84,16 @@ def dashboard_cli(ws_broker):
     yield match.group(0)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0
+
+
+@pytest.fixture()
+def auth_broker(tmp_path):
+    """Mosquitto with websockets that only lets the user `viewer` (password `look-only`) in."""
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "passwd"), "viewer", "look-only"], check=True)
+    broker = Mosquitto(tmp_path, ws_port=free_port(),
+                       extra_conf=f"user root\nallow_anonymous false\npassword_file {tmp_path}/passwd\n").start()
+    yield broker
+    broker.stop()
 
 
 def page_state(drv) -> dict:
@@ -282,3 +293,89 @@ def test_real_edgepose_run_shows_live_and_turns_offline_when_killed(
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+@pytest.mark.slow
+def test_page_logs_in_with_credentials_from_the_server_config(browser, auth_broker):
+    ws = f"ws://127.0.0.1:{auth_broker.ws_port}"
+    for password, expected in (("look-only", "connected"), ("wrong", "refused")):
+        server = DashboardServer(DashboardConfig(port=0, mqtt_ws=ws, username="viewer", password=password))
+        server.start()
+        try:
+            browser.get(server.url)
+            state = wait_for(browser, lambda s: s["broker"] == expected, 15, f"broker state {expected}")
+            if expected == "refused":
+                assert "not authorized" in browser.find_element("id", "broker").text
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_shipped_mosquitto_config_carries_mqtt_and_websockets(tmp_path):
+    """deploy/mosquitto-websockets.conf (ports moved, no persistence): a TCP publish reaches a WebSocket reader."""
+    tcp, ws = free_port(), free_port()
+    conf = (REPO / "deploy" / "mosquitto-websockets.conf").read_text()
+    conf = conf.replace("listener 1883", f"listener {tcp} 127.0.0.1").replace("listener 9001", f"listener {ws} 127.0.0.1")
+    conf = re.sub(r"(?m)^persistence.*$", "", conf) + "user root\n"
+    (tmp_path / "m.conf").write_text(conf)
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp_path / "m.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(tcp)
+        wait_port(ws)
+        got, subscribed = [], threading.Event()
+        reader = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ws-reader", transport="websockets")
+        reader.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+        reader.on_connect = lambda c, u, f, rc, p: c.subscribe("edgepose/+/#", qos=1)
+        reader.on_subscribe = lambda *args: subscribed.set()
+        reader.connect("127.0.0.1", ws)
+        reader.loop_start()
+        assert subscribed.wait(5), "no SUBACK over the websockets listener"
+        publish_once(f"mqtt://127.0.0.1:{tcp}", "edgepose/cam0/status", b"online")
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reader.loop_stop()
+        assert got == [("edgepose/cam0/status", b"online")]
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.mark.slow
+def test_js_client_reassembles_packets_across_websocket_messages(browser):
+    """mqtt-ws.js in the real browser: a 300-byte PUBLISH (2-byte length) split in three, plus two packets in one
+    message, a QoS-1 PUBLISH answered with PUBACK, and the CONNECT it builds with credentials."""
+    server = DashboardServer(DashboardConfig(port=0))
+    server.start()
+    try:
+        browser.get(server.url + "config.json")  # any page of the server: same origin for the module import
+        result = browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            import('/mqtt-ws.js').then(({MqttClient}) => {
+              const got = [], sent = [];
+              const c = new MqttClient('ws://127.0.0.1:1/', {username: 'u', password: 'p', keepalive: 30,
+                                                             onMessage: (t, p, o) => got.push([t, p.length, o.qos])});
+              c.ws = {readyState: WebSocket.OPEN, send: (b) => sent.push([...b])};
+              const pub = (topic, n, qos) => {
+                const t = new TextEncoder().encode(topic);
+                const body = [t.length >> 8, t.length & 255, ...t, ...(qos ? [0x12, 0x34] : []), ...new Array(n).fill(7)];
+                const len = body.length < 128 ? [body.length] : [(body.length & 127) | 128, body.length >> 7];
+                return [0x30 | (qos << 1), ...len, ...body];
+              };
+              const big = pub('edgepose/a/snapshot', 300, 0);
+              c.receive(new Uint8Array(big.slice(0, 1)));
+              c.receive(new Uint8Array(big.slice(1, 2)));
+              c.receive(new Uint8Array(big.slice(2)));
+              c.receive(new Uint8Array([...pub('edgepose/a/poses', 5, 0), ...pub('edgepose/b/events', 3, 1)]));
+              done({got, sent, connect: [...c.connectPacket()]});
+            }).catch((e) => done({error: String(e)}));""")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "error" not in result, result
+    assert result["got"] == [["edgepose/a/snapshot", 300, 0], ["edgepose/a/poses", 5, 0], ["edgepose/b/events", 3, 1]]
+    assert result["sent"] == [[0x40, 2, 0x12, 0x34]]  # PUBACK for the QoS-1 message, with its packet id
+    connect = bytes(result["connect"])
+    assert connect[0] == 0x10 and connect[2:10] == b"\x00\x04MQTT\x04\xc2"  # 3.1.1, user+password+clean session
+    assert connect.endswith(b"\x00\x01u\x00\x01p")

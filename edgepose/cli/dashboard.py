@@ -19,16 +19,13 @@ def dashboard(mqtt_ws, port, host, prefix, config_file) -> None:
     deploy/mosquitto-websockets.conf). Stop with Ctrl-C.
     """
     from edgepose.config import load_config
-    from edgepose.dashboard.server import DashboardServer
+    from edgepose.dashboard.server import serve
 
     cfg = load_config(config_file, {"dashboard": {"mqtt_ws": mqtt_ws, "port": port, "host": host},
                                     "mqtt": {"topic_prefix": prefix}})
-    server = DashboardServer(cfg.dashboard, cfg.mqtt.topic_prefix)
-    click.echo(f"edgepose dashboard on {server.url} (broker {cfg.dashboard.mqtt_ws}, topics "
-               f"{cfg.mqtt.topic_prefix}/+/#); Ctrl-C stops it")
+    topics = f"{cfg.mqtt.topic_prefix}/+/#"
     try:
-        server.serve_forever()
+        serve(cfg.dashboard, cfg.mqtt.topic_prefix, on_ready=lambda url: click.echo(
+            f"edgepose dashboard on {url} (broker {cfg.dashboard.mqtt_ws}, topics {topics}); Ctrl-C stops it"))
     except KeyboardInterrupt:
         pass
-    finally:
-        server.server_close()

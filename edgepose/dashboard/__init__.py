@@ -3,6 +3,6 @@
 ``server.py`` serves the page and its ``/config.json``; everything else happens in the browser.
 """
 
-from edgepose.dashboard.server import DashboardServer, page_config
+from edgepose.dashboard.server import DashboardServer, page_config, serve
 
-__all__ = ["DashboardServer", "page_config"]
+__all__ = ["DashboardServer", "page_config", "serve"]

@@ -13,6 +13,7 @@ import errno
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -131,3 +132,25 @@ class DashboardServer(ThreadingHTTPServer):
         thread = threading.Thread(target=self.serve_forever, name="edgepose-dashboard", daemon=True)
         thread.start()
         return thread
+
+
+def serve(
+    config: DashboardConfig | None = None,
+    topic_prefix: str = "edgepose",
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    **fields,
+) -> None:
+    """Serve the dashboard until interrupted. fields override ``config`` (``host=``, ``port=``, ``mqtt_ws=``...).
+
+    on_ready(url) runs once the port is bound, before serving (print the URL there). EdgeposeError if the port is
+    taken; KeyboardInterrupt propagates after the socket is closed.
+    """
+    config = DashboardConfig.model_validate({**(config or DashboardConfig()).model_dump(), **fields})
+    server = DashboardServer(config, topic_prefix)
+    try:
+        if on_ready is not None:
+            on_ready(server.url)
+        server.serve_forever()
+    finally:
+        server.server_close()
