@@ -320,16 +320,26 @@ def _read_yaml(path: Path) -> tuple[dict, dict[tuple, str]]:
     _key_lines(node, (), lines, dupes)
     if dupes:
         raise ConfigError([f"{path}:{line}: {_dotted(p)}: key repeated; keep one" for p, line in dupes])
-    return data, {p: f"{path}:{line}" for p, line in lines.items()}
+    return data, {tuple(map(str, p)): f"{path}:{line}" for p, line in lines.items()}
 
 
-def _set_path(data: dict, path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        child = data.get(key)
-        if not isinstance(child, dict):
-            child = data[key] = {}
-        data = child
-    data[path[-1]] = value
+def _set_path(data: dict, path: tuple[str, ...], value: Any, label: str) -> None:
+    """Set ``data[path] = value``; a numeric part indexes an existing list (``EDGEPOSE_SOURCES__0__SOURCE``)."""
+    node: Any = data
+    for i, key in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError([f"{label}: {_dotted(path[:i])} has {len(node)} items; {key!r} is not one of them"])
+            index: Any = int(key)
+        else:
+            index = key
+        if last:
+            node[index] = value
+        else:
+            if not isinstance(node[index] if isinstance(node, list) else node.get(index), (dict, list)):
+                node[index] = {}
+            node = node[index]
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
@@ -355,6 +365,7 @@ def _dotted(loc: tuple) -> str:
 
 
 def _locate(loc: tuple, where: dict[tuple, str], default: str) -> str:
+    loc = tuple(str(p) for p in loc)  # env paths hold list indices as text
     for n in range(len(loc), 0, -1):
         if loc[:n] in where:
             return where[loc[:n]]
@@ -385,7 +396,7 @@ def load_config(
         if value is not None:
             layers.append((key, value, "override " + ".".join(key)))
     for key, value, label in layers:
-        _set_path(data, key, value)
+        _set_path(data, key, value, label)
         where = {p: w for p, w in where.items() if p[: len(key)] != key}
         where[key] = label
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -178,3 +179,17 @@ def test_shipped_example_is_valid():
 
     cfg = load_config(REPO / "deploy" / "edgepose.example.yaml", environ={})
     assert [s.id for s in cfg.sources] == ["entrance", "aisle"] and cfg.mqtt.use_tls and cfg.mqtt.homeassistant
+
+
+def test_env_reaches_into_the_sources_list(tmp_path):
+    path = _write(tmp_path, GOOD)
+    cfg = load_config(path, environ={"EDGEPOSE_SOURCES__1__SOURCE": "test", "EDGEPOSE_SOURCES__1__REALTIME": "no"})
+    assert [(s.id, s.source, s.realtime) for s in cfg.sources] == [
+        ("door", "rtsp://10.0.0.5/stream", False), ("aisle", "test", False)]
+    with pytest.raises(ConfigError, match=r"^env EDGEPOSE_SOURCES__5__ID: sources has 2 items; '5' is not one"):
+        load_config(path, environ={"EDGEPOSE_SOURCES__5__ID": "x"})
+    with pytest.raises(ConfigError, match=r"^env EDGEPOSE_SOURCES__0__ID: sources\[0\]\.id: String should match"):
+        load_config(path, environ={"EDGEPOSE_SOURCES__0__ID": "a b"})
+    # An error inside a list item from the file still points at its line.
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:4: sources\[0\]\.source: Input should be a valid"):
+        load_config(_write(tmp_path, GOOD.replace("rtsp://10.0.0.5/stream", "[1]")), environ={})
