@@ -142,9 +142,13 @@ def test_test_pattern_is_live_and_yields_frames():
         assert source.live
         assert source.size == (640, 480)
         assert source.fps == pytest.approx(30.0)
-    assert [f.index for f in frames] == sorted({f.index for f in frames})
+        time.sleep(0.3)  # ~9 frames go by: a live source keeps only the newest
+        late = next(source)
+        assert source.dropped >= 5
     assert all(f.image.shape == (480, 640, 3) for f in frames)
     assert frames[-1].image.std() > 10  # a real picture, not a blank buffer
+    assert [f.index for f in frames] == sorted({f.index for f in frames})
+    assert late.index - frames[-1].index >= 6
 
 
 RTSP_SERVER = textwrap.dedent(

@@ -141,7 +141,7 @@ class GstFrameSource(FrameSource):
     def _frame(self, sample: Gst.Sample, index: int, mono: int | None = None, wall: int | None = None) -> Frame:
         caps = sample.get_caps()
         if self._caps is None or not caps.is_equal(self._caps):
-            info = GstVideo.VideoInfo.new_from_caps(caps)
+            info = _video_info(caps)
             self._caps = caps
             self._layout = (info.width, info.height, info.stride[0])
             self._fps = info.fps_n / info.fps_d if info.fps_n > 0 and info.fps_d > 0 else None
@@ -162,6 +162,14 @@ class GstFrameSource(FrameSource):
             self._handler = None
         if getattr(self, "_pipeline", None) is not None:
             self._pipeline.set_state(Gst.State.NULL)
+
+
+def _video_info(caps: Gst.Caps) -> GstVideo.VideoInfo:
+    if hasattr(GstVideo.VideoInfo, "new_from_caps"):  # GStreamer >= 1.20
+        return GstVideo.VideoInfo.new_from_caps(caps)
+    info = GstVideo.VideoInfo()  # GStreamer 1.16/1.18, e.g. JetPack 5 (Ubuntu 20.04)
+    info.from_caps(caps)
+    return info
 
 
 def _matches(err: GLib.Error, domain, names) -> bool:
