@@ -236,13 +236,16 @@ def test_several_nodes_privacy_mode_events_and_clean_shutdown(browser, ws_broker
             assert card["status"] == "online" and card["fps"] == 12.5 and card["people"] == "1"
             assert card["model"] == "H-1 on CPU" and card["points"] >= 1 and "#1 entered" in card["events"][0]
         assert not state["cards"]["hall"]["snapshot"]  # privacy mode: skeletons on a blank canvas
-        # The snapshot came at half size: the canvas takes its size and scales the frame-pixel poses onto it.
-        assert state["cards"]["door"]["size"] == [width // 2, height // 2]
+        # The snapshot came at half size (as when shrunk to fit max_bytes): it is scaled up to the frame's size.
+        assert state["cards"]["door"]["size"] == [width, height]
         hip = JOINT_NAMES.index("left_hip") if visible[JOINT_NAMES.index("left_hip")] else int(np.argmax(visible))
         x, y = poses.xy[0, hip]
         assert canvas_pixel(browser, "hall", x, y)[:3] == hex_rgb(PALETTE[1])  # track 1's colour, opaque
-        assert canvas_pixel(browser, "door", x / 2, y / 2)[:3] == hex_rgb(PALETTE[1])
+        assert canvas_pixel(browser, "door", x, y)[:3] == hex_rgb(PALETTE[1])
+        assert canvas_pixel(browser, "door", width - 2, height - 2)[:3] == [200, 200, 200]  # the picture, scaled
         assert canvas_pixel(browser, "hall", 2, 2)[:3] == [0x15, 0x18, 0x1D]  # blank canvas, not a picture
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "dashboard-two-nodes.png"))
     # A clean stop publishes offline for every source.
     wait_for(browser, lambda s: all(c["status"] == "offline" for c in s["cards"].values()), 10, "offline cards")
 

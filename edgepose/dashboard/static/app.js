@@ -85,8 +85,9 @@ function opacity(conf) {
 function drawView(src) {
   const canvas = src.view;
   const frame = src.poses ? src.poses.frame : null;
-  const w = src.snapshot ? src.snapshot.width : frame ? frame.width : 640;
-  const h = src.snapshot ? src.snapshot.height : frame ? frame.height : 360;
+  // Frame resolution when known: a snapshot shrunk to fit its byte cap is scaled up, skeletons stay sharp.
+  const w = frame ? frame.width : src.snapshot ? src.snapshot.width : 640;
+  const h = frame ? frame.height : src.snapshot ? src.snapshot.height : 360;
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
     canvas.height = h;
@@ -100,8 +101,6 @@ function drawView(src) {
   let drawn = 0;
   const fresh = src.poses && performance.now() - src.posesAt < STALE_S * 1000;
   if (fresh) {
-    // Poses are in frame pixels; the snapshot may have been shrunk to fit its byte cap.
-    const sx = w / frame.width, sy = h / frame.height;
     const line = Math.max(2, Math.round(Math.min(w, h) / 240));
     src.poses.people.forEach((person, i) => {
       const joints = cfg.joints.map((name) => person.keypoints[name]);
@@ -114,18 +113,18 @@ function drawView(src) {
         if (ja.confidence < MIN_CONF || jb.confidence < MIN_CONF) continue;
         ctx.globalAlpha = opacity(Math.min(ja.confidence, jb.confidence));
         ctx.beginPath();
-        ctx.moveTo(ja.x * sx, ja.y * sy);
-        ctx.lineTo(jb.x * sx, jb.y * sy);
+        ctx.moveTo(ja.x, ja.y);
+        ctx.lineTo(jb.x, jb.y);
         ctx.stroke();
       }
       for (const j of joints) {
         if (j.confidence < MIN_CONF) continue;
         ctx.globalAlpha = opacity(j.confidence);
         ctx.beginPath();
-        ctx.arc(j.x * sx, j.y * sy, line + 1, 0, 2 * Math.PI);
+        ctx.arc(j.x, j.y, line + 1, 0, 2 * Math.PI);
         ctx.fill();
       }
-      drawn += 1;
+      if (joints.some((j) => j.confidence >= MIN_CONF)) drawn += 1;
     });
     ctx.globalAlpha = 1;
   }
