@@ -7,7 +7,6 @@ Needs the Debian packages chromium and chromium-driver and the pip package selen
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -33,6 +32,7 @@ from edgepose.draw import PALETTE
 from edgepose.errors import EdgeposeError
 from edgepose.publish import event_message, pose_message, stats_message
 from edgepose.publish.mqtt import MqttPublisher
+from edgepose.publish.snapshot import encode_jpeg
 from edgepose.types import JOINT_NAMES, Frame, Poses
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -52,13 +52,14 @@ def browser(tmp_path_factory):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium must never try to download a driver
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SE_OFFLINE", "true")  # Selenium must never try to download a driver or browser
+        drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
     drv.set_page_load_timeout(20)
     yield drv
     drv.quit()
@@ -221,8 +222,6 @@ def test_several_nodes_privacy_mode_events_and_clean_shutdown(browser, ws_broker
                 dropped_frames=3, people=1, model="H-1", device="CPU", uptime_s=6.0))
             pub.publish_event(sid, event_message(source_id=sid, kind="person_entered", track_id=1, frame_index=7,
                                                  wall_time_ns=time.time_ns()))
-        from edgepose.publish.snapshot import encode_jpeg
-
         pub.publish_snapshot("door", encode_jpeg(np.full((height // 2, width // 2, 3), 200, np.uint8)))
         for sid in ("door", "hall"):
             pub.publish_poses(sid, pose_message(source_id=sid, frame=frame, poses=poses, model="H-1",
