@@ -13,43 +13,29 @@ reshaped once per frame size and compiled with a cache dir, so a restart skips c
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.types import NUM_JOINTS, NetOutput
+from edgepose.inference.common import (  # noqa: F401 - network_size, file_sha256 are imported from here too
+    Geometry,
+    ModelInfo,
+    card_info,
+    check_image,
+    file_sha256,
+    network_size,
+    read_card,
+)
+from edgepose.types import NetOutput
 
 log = logging.getLogger(__name__)
 
 MODES = ("latency", "throughput")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the runtime needs to know about a model file."""
-
-    name: str
-    kind: str  # "edgepose" | "omz"
-    xml: Path
-    input_size: int  # short side of the network input
-    divisor: int  # network input sides must be multiples of this
-    stride: int  # heatmap pixels -> network input pixels
-    nms_in_graph: bool
-    card: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def bin(self) -> Path:
-        return self.xml.with_suffix(".bin")
 
 
 def read_model_info(xml: str | Path) -> ModelInfo:
@@ -67,26 +53,13 @@ def read_model_info(xml: str | Path) -> ModelInfo:
         raise ModelError(f"{xml} is not an OpenVINO IR .xml file")
     if not xml.with_suffix(".bin").exists():
         raise ModelError(f"weights missing: {xml.with_suffix('.bin')} must sit beside {xml.name}")
-    card_path = xml.parent / "model.json"
-    if card_path.exists():
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{card_path} is not valid JSON ({exc}); re-export the model") from None
-        expected = card.get("sha256")
-        if expected and file_sha256(xml.with_suffix(".bin")) != expected:
-            raise ModelError(f"{xml.with_suffix('.bin')} does not match the checksum in {card_path.name}: the "
-                             "weights are corrupt or were replaced; re-export or re-install the model")
-        return ModelInfo(
-            name=card.get("name", xml.parent.name), kind="edgepose", xml=xml,
-            input_size=int(card.get("test_short_side", card.get("input_size", 384))),
-            divisor=int(card.get("multiple_of", 64)), stride=int(card["outputs"]["heatmaps"]["stride"]),
-            nms_in_graph=bool(card.get("nms_in_graph", False)), card=card,
-        )
+    card = read_card(xml, xml.with_suffix(".bin"), "edgepose-ir")
+    if card is not None:
+        return card_info(card, xml)
     head = xml.read_text(errors="replace")[:4000]
     if "human-pose-estimation" in xml.stem or 'name="image"' in head:
         size = _omz_input_size(xml)
-        return ModelInfo(name=xml.stem, kind="omz", xml=xml, input_size=size, divisor=32, stride=2,
+        return ModelInfo(name=xml.stem, kind="omz", path=xml, input_size=size, divisor=32, stride=2,
                          nms_in_graph=True)
     raise ModelError(f"{xml} is neither an edgepose export (no model.json beside it) nor an Intel OMZ "
                      "human-pose-estimation model")
@@ -100,38 +73,21 @@ def _omz_input_size(xml: Path) -> int:
     return int(shape[2].get_length())
 
 
-def network_size(width: int, height: int, short: int, divisor: int) -> tuple[int, int, float]:
-    """(net_w, net_h, s): the frame is scaled by s so its short side is ``short``; sides round up to ``divisor``."""
-    s = short / min(width, height)
-    net_w = int(math.ceil(round(width * s) / divisor) * divisor)
-    net_h = int(math.ceil(round(height * s) / divisor) * divisor)
-    return net_w, net_h, s
-
-
 def precision_config(hint: str | None) -> dict:
     """OpenVINO config for an inference precision hint; EDGEPOSE_PRECISION_HINT overrides (tests force f32)."""
     hint = os.environ.get("EDGEPOSE_PRECISION_HINT") or hint
     return {"INFERENCE_PRECISION_HINT": hint} if hint else {}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class _Session:
     """Everything bound to one frame size: the compiled model, its request(s) and the input buffer."""
 
-    def __init__(self, compiled, net_size: tuple[int, int], scale: float, resized: tuple[int, int]):
+    def __init__(self, compiled, geometry: Geometry):
         self.compiled = compiled
-        self.net_size = net_size
-        self.scale = scale
-        self.resized = resized
+        self.geometry = geometry
+        self.net_size = geometry.net_size
         self.request = compiled.create_infer_request()
-        self.buffer = np.zeros((1, net_size[1], net_size[0], 3), np.uint8)
+        self.buffer = geometry.new_buffer()
         self.queue = None
         self.lock = threading.Lock()
 
@@ -166,9 +122,9 @@ class PoseModel:
             raise ModelError(f"OpenVINO device {device!r} is not available here (found: {', '.join(available)})")
         self._config = {"PERFORMANCE_HINT": mode.upper(), **precision_config(precision_hint)}
         try:
-            self._model = self._core.read_model(self.info.xml)
+            self._model = self._core.read_model(self.info.path)
         except RuntimeError as exc:
-            raise ModelError(f"cannot read {self.info.xml}: {str(exc).splitlines()[0]} (corrupt or "
+            raise ModelError(f"cannot read {self.info.path}: {str(exc).splitlines()[0]} (corrupt or "
                              "truncated file? re-export or pull it again)") from None
         self._input_name = self._model.input(0).get_any_name()
         self._sessions: dict[tuple[int, int], _Session] = {}
@@ -182,10 +138,10 @@ class PoseModel:
         with self._lock:
             session = self._sessions.get((width, height))
             if session is None:
-                net_w, net_h, s = network_size(width, height, self.input_size, self.info.divisor)
-                compiled = self._compiled.get((net_w, net_h)) or self._compile(net_w, net_h)
-                self._compiled[(net_w, net_h)] = compiled
-                session = _Session(compiled, (net_w, net_h), s, (max(1, round(width * s)), max(1, round(height * s))))
+                geometry = Geometry.for_frame(width, height, self.input_size, self.info.divisor)
+                compiled = self._compiled.get(geometry.net_size) or self._compile(*geometry.net_size)
+                self._compiled[geometry.net_size] = compiled
+                session = _Session(compiled, geometry)
                 self._sessions[(width, height)] = session
             self._last = session
             return session
@@ -234,28 +190,18 @@ class PoseModel:
 
     # -- running ------------------------------------------------------------------------------------------
     def _fill(self, session: _Session, image: np.ndarray) -> np.ndarray:
-        rw, rh = session.resized
-        interp = cv2.INTER_AREA if session.scale < 1 else cv2.INTER_LINEAR
         # One buffer per size is enough: OpenVINO copies inputs into the request (share_inputs defaults to
         # False), and the padding outside the resized area stays zero.
-        cv2.resize(image, (rw, rh), dst=session.buffer[0, :rh, :rw], interpolation=interp)
-        return session.buffer
+        return session.geometry.fill(image, session.buffer)
 
     def _output(self, session: _Session, request) -> NetOutput:
-        heatmaps = request.get_tensor("heatmaps").data[0]
-        tags = request.get_tensor("embeddings").data[0]
-        if heatmaps.shape[0] != NUM_JOINTS:
-            raise ModelError(f"{self.info.name}: expected {NUM_JOINTS} heatmaps, got {heatmaps.shape[0]}")
-        if tags.ndim == 3:
-            tags = tags[..., None]
-        k = self.info.stride / session.scale
-        # Copies: the request's buffers are reused by the next inference.
-        return NetOutput(np.array(heatmaps, np.float32), np.array(tags, np.float32),
-                         nms_applied=self.info.nms_in_graph, scale=(k, k))
+        # Geometry.output copies: the request's buffers are reused by the next inference.
+        return session.geometry.output(request.get_tensor("heatmaps").data[0],
+                                       request.get_tensor("embeddings").data[0], self.info)
 
     def infer(self, image: np.ndarray) -> NetOutput:
         """Run one BGR frame synchronously (thread-safe; sources sharing the model take turns)."""
-        _check_image(image)
+        check_image(image)
         session = self.prepare(image.shape[1], image.shape[0])
         with session.lock:
             session.request.infer({self._input_name: self._fill(session, image)})
@@ -268,7 +214,7 @@ class PoseModel:
         """
         import openvino as ov
 
-        _check_image(image)
+        check_image(image)
         session = self.prepare(image.shape[1], image.shape[0])
         with session.lock:
             if session.queue is None:
@@ -281,9 +227,3 @@ class PoseModel:
         for session in list(self._sessions.values()):
             if session.queue is not None:
                 session.queue.wait_all()
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {desc}")

@@ -5,6 +5,9 @@ conversion, mean/std normalisation and layout change are embedded with OpenVINO'
 returns ``heatmaps`` [1, 17, H/2, W/2] and ``embeddings`` [1, 17, H/2, W/2, 1]: the official single-scale
 test-time aggregation (see ``InferenceHead``) without NMS. A ``model.json`` card beside ``model.xml`` /
 ``model.bin`` describes it (``CARD_FORMAT`` version ``CARD_VERSION``).
+
+``export_onnx`` writes the same contract as ONNX (``model.onnx``, card format ``ONNX_CARD_FORMAT``) for ONNX
+Runtime (TensorRT/CUDA on NVIDIA Jetson); there the normalisation is part of the traced graph.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,8 @@ from edgepose.types import JOINT_NAMES
 from edgepose.variants import Variant, get_variant
 
 CARD_FORMAT = "edgepose-ir"
+ONNX_CARD_FORMAT = "edgepose-onnx"
+ONNX_OPSET = 17
 CARD_VERSION = 1
 MULTIPLE_OF = 64
 MEAN_RGB = (0.485, 0.456, 0.406)
@@ -147,19 +153,94 @@ def export_variant(
     """
     import openvino as ov
 
-    from edgepose.train.model import build_model, randomize
-    from edgepose.train.official import load_official_state_dict, read_checkpoint
-
     variant = get_variant(variant) if isinstance(variant, str) else variant
     precision = precision.upper()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if (weights is None) == (not random_init):
-        raise ValueError("give exactly one of weights=<checkpoint> or random_init=True")
     if precision == "INT8" and calib_images is None:
         raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
-    out_dir = Path(out_dir)
+    net, source = _network(variant, weights, random_init, seed, drop_stride2_tags)
 
+    model = to_openvino(net)
+    if precision == "INT8":
+        hw = (variant.test_short_side, variant.test_short_side)
+        model = quantize_int8(model, calibration_frames(calib_images, hw))
+
+    def write(tmp: Path) -> dict:
+        ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
+        return card(variant, precision, source, sha256_file(tmp / "model.bin"))
+
+    _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
+    return Path(out_dir) / "model.xml"
+
+
+class OnnxGraph(torch.nn.Module):
+    """What ``export_onnx`` traces: raw u8 BGR NHWC frames in, the ``InferenceHead`` outputs out, with the same
+    colour conversion and mean/std normalisation that ``to_openvino`` embeds with PrePostProcessor."""
+
+    def __init__(self, net: torch.nn.Module):
+        from edgepose.train.model import InferenceHead
+
+        super().__init__()
+        self.head = InferenceHead(net).eval()
+        self.register_buffer("mean", torch.tensor([m * 255.0 for m in MEAN_RGB]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([s * 255.0 for s in STD_RGB]).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb = image.permute(0, 3, 1, 2)[:, [2, 1, 0]].float()
+        return self.head((rgb - self.mean) / self.std)
+
+
+def export_onnx(
+    variant: Variant | str,
+    out_dir: str | Path,
+    *,
+    weights: str | Path | None = None,
+    random_init: bool = False,
+    seed: int = 0,
+    drop_stride2_tags: bool = False,
+    opset: int = ONNX_OPSET,
+) -> Path:
+    """Export one variant to ``out_dir/model.onnx`` (+ ``model.json``) for ONNX Runtime; returns the .onnx path.
+
+    Same contract as the IR: input ``image`` [1, H, W, 3] u8 BGR (H, W dynamic, multiples of 64), outputs
+    ``heatmaps`` [1, 17, H/2, W/2] and ``embeddings`` [1, 17, H/2, W/2, 1]; FP32 weights (TensorRT picks FP16
+    when it builds its engine). ``weights``/``random_init``/``seed`` as for ``export_variant``; atomic likewise.
+    """
+    import onnx
+
+    variant = get_variant(variant) if isinstance(variant, str) else variant
+    if opset < ONNX_OPSET:
+        raise ValueError(f"opset {opset} is too old: edgepose ONNX exports need opset >= {ONNX_OPSET}")
+    net, source = _network(variant, weights, random_init, seed, drop_stride2_tags)
+    graph = OnnxGraph(net).eval()
+    example = torch.zeros(1, *EXAMPLE_HW, 3, dtype=torch.uint8)
+    spatial = {2: "heatmap_height", 3: "heatmap_width"}
+
+    def write(tmp: Path) -> dict:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter reports slices it leaves unfolded; harmless, and noise to users.
+            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
+            torch.onnx.export(
+                graph, (example,), str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
+                input_names=["image"], output_names=["heatmaps", "embeddings"],
+                dynamic_axes={"image": {1: "height", 2: "width"}, "heatmaps": spatial, "embeddings": spatial},
+            )
+        onnx.checker.check_model(str(tmp / "model.onnx"))
+        info = card(variant, "FP32", source, sha256_file(tmp / "model.onnx"))
+        return dict(info, format=ONNX_CARD_FORMAT, opset=opset)
+
+    _write_export(Path(out_dir), ONNX_CARD_FORMAT, ("model.onnx",), write)
+    return Path(out_dir) / "model.onnx"
+
+
+def _network(variant: Variant, weights, random_init: bool, seed: int, drop_stride2_tags: bool):
+    """(network in eval mode, a description of its weights for the card)."""
+    from edgepose.train.model import build_model, randomize
+    from edgepose.train.official import load_official_state_dict, read_checkpoint
+
+    if (weights is None) == (not random_init):
+        raise ValueError("give exactly one of weights=<checkpoint> or random_init=True")
     torch.manual_seed(seed)
     net = build_model(variant)
     if random_init:
@@ -172,23 +253,22 @@ def export_variant(
         except ValueError as exc:
             raise ModelError(f"{weights}: {exc}") from exc
         source = f"checkpoint:{Path(weights).name} sha256 {sha256_file(Path(weights))}"
-    net.eval()
+    return net.eval(), source
 
-    model = to_openvino(net)
-    if precision == "INT8":
-        hw = (variant.test_short_side, variant.test_short_side)
-        model = quantize_int8(model, calibration_frames(calib_images, hw))
 
+def _write_export(out_dir: Path, card_format: str, names: tuple[str, ...], write: Callable[[Path], dict]) -> None:
+    """Atomically put an export into ``out_dir``: ``write(tmp)`` writes ``names`` into a temporary folder beside
+    it and returns the card, saved as ``model.json``; then everything is renamed into place."""
+    _check_same_format(out_dir / "model.json", card_format)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
-        info = card(variant, precision, source, sha256_file(tmp / "model.bin"))
+        info = write(tmp)
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
         if out_dir.exists():
             # Never delete a user's folder (it may hold a model card): replace our files one by one, the card
             # last, so a reader never sees a card that describes other weights.
-            for name in ("model.bin", "model.xml", "model.json"):
+            for name in (*names, "model.json"):
                 os.replace(tmp / name, out_dir / name)
             tmp.rmdir()
         else:
@@ -196,4 +276,14 @@ def export_variant(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir / "model.xml"
+
+
+def _check_same_format(card_path: Path, card_format: str) -> None:
+    """One export per folder: an IR and an ONNX model would fight over the one ``model.json``."""
+    try:
+        existing = json.loads(card_path.read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return
+    if existing and existing != card_format:
+        raise ModelError(f"{card_path.parent} already holds an {existing!r} export; give the {card_format!r} "
+                         "export its own --out folder")

@@ -1,0 +1,142 @@
+"""What every inference backend shares: the model card, frame geometry (resize + pad) and the output contract.
+
+Backends (OpenVINO in ``openvino.py``, ONNX Runtime in ``onnxruntime.py``) differ only in how they run the
+network; how a frame is scaled into the network input and how the outputs map back to frame pixels must be
+identical, or the same model would give different poses on a NUC and on a Jetson.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgepose.errors import ModelError
+from edgepose.types import NUM_JOINTS, NetOutput
+
+CARD_NAME = "model.json"
+# The card's "format" -> the backend that runs it, for errors that say what to do instead.
+CARD_BACKENDS = {"edgepose-ir": "openvino", "edgepose-onnx": "onnxruntime"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a model file."""
+
+    name: str
+    kind: str  # "edgepose" | "omz"
+    path: Path  # the file the backend loads: an IR .xml or an .onnx
+    input_size: int  # short side of the network input
+    divisor: int  # network input sides must be multiples of this
+    stride: int  # heatmap pixels -> network input pixels
+    nms_in_graph: bool
+    card: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def xml(self) -> Path:
+        """The IR's .xml (OpenVINO models)."""
+        return self.path
+
+    @property
+    def bin(self) -> Path:
+        """The IR's weights file beside the .xml (OpenVINO models)."""
+        return self.path.with_suffix(".bin")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_card(model_file: Path, weights: Path, card_format: str) -> dict | None:
+    """The ``model.json`` beside ``model_file`` (None if there is none), checked against ``weights``.
+
+    Raises ModelError when the card is not JSON, describes another format (an ONNX card beside an IR, say) or
+    its checksum does not match the weights.
+    """
+    card_path = model_file.parent / CARD_NAME
+    if not card_path.exists():
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{card_path} is not valid JSON ({exc}); re-export the model") from None
+    found = card.get("format", card_format)
+    if found != card_format:
+        hint = CARD_BACKENDS.get(found)
+        raise ModelError(f"{card_path} describes an {found!r} model, not {card_format!r}"
+                         + (f": run it with backend {hint!r}" if hint else "; re-export the model"))
+    expected = card.get("sha256")
+    if expected and file_sha256(weights) != expected:
+        raise ModelError(f"{weights} does not match the checksum in {card_path.name}: the weights are corrupt "
+                         "or were replaced; re-export or re-install the model")
+    return card
+
+
+def card_info(card: dict, path: Path) -> ModelInfo:
+    """ModelInfo of an edgepose export from its card."""
+    return ModelInfo(
+        name=card.get("name", path.parent.name), kind="edgepose", path=path,
+        input_size=int(card.get("test_short_side", card.get("input_size", 384))),
+        divisor=int(card.get("multiple_of", 64)), stride=int(card["outputs"]["heatmaps"]["stride"]),
+        nms_in_graph=bool(card.get("nms_in_graph", False)), card=card,
+    )
+
+
+def network_size(width: int, height: int, short: int, divisor: int) -> tuple[int, int, float]:
+    """(net_w, net_h, s): the frame is scaled by s so its short side is ``short``; sides round up to ``divisor``."""
+    s = short / min(width, height)
+    net_w = int(math.ceil(round(width * s) / divisor) * divisor)
+    net_h = int(math.ceil(round(height * s) / divisor) * divisor)
+    return net_w, net_h, s
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How frames of one size enter the network: scaled by ``scale`` to ``resized``, padded right/bottom to
+    ``net_size`` (width, height), as the official test code and Intel's demo do."""
+
+    net_size: tuple[int, int]
+    scale: float
+    resized: tuple[int, int]
+
+    @classmethod
+    def for_frame(cls, width: int, height: int, short: int, divisor: int) -> Geometry:
+        net_w, net_h, s = network_size(width, height, short, divisor)
+        return cls((net_w, net_h), s, (max(1, round(width * s)), max(1, round(height * s))))
+
+    def new_buffer(self) -> np.ndarray:
+        """A zeroed u8 NHWC network input; the padding stays zero because ``fill`` only writes the image area."""
+        return np.zeros((1, self.net_size[1], self.net_size[0], 3), np.uint8)
+
+    def fill(self, image: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+        """Resize ``image`` into the top-left of ``buffer`` (from ``new_buffer``); returns ``buffer``."""
+        rw, rh = self.resized
+        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        cv2.resize(image, (rw, rh), dst=buffer[0, :rh, :rw], interpolation=interp)
+        return buffer
+
+    def output(self, heatmaps: np.ndarray, tags: np.ndarray, info: ModelInfo) -> NetOutput:
+        """NetOutput from one image's raw outputs (17,h,w) and (17,h,w[,L]); copies, as backends reuse buffers."""
+        if heatmaps.shape[0] != NUM_JOINTS:
+            raise ModelError(f"{info.name}: expected {NUM_JOINTS} heatmaps, got {heatmaps.shape[0]}")
+        if tags.ndim == 3:
+            tags = tags[..., None]
+        k = info.stride / self.scale
+        return NetOutput(np.array(heatmaps, np.float32), np.array(tags, np.float32),
+                         nms_applied=info.nms_in_graph, scale=(k, k))
+
+
+def check_image(image: np.ndarray) -> None:
+    """ValueError unless ``image`` is a BGR uint8 (H, W, 3) array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {desc}")
