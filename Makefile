@@ -11,6 +11,7 @@ help:
 	@echo "make test    install, then run the whole test suite"
 	@echo "make bench   run the benchmarks in benchmarks/ (not part of the tests)"
 	@echo "make install install system packages (Debian) and the .venv only"
+	@echo "make fresh-check  run demo and test in a clean Debian root (debootstrap + chroot; root, minutes)"
 
 install: $(STAMP)
 
@@ -26,6 +27,10 @@ test: install
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Not part of CI: debootstraps a clean Debian bookworm and runs `make demo` and `make test` in it (needs root).
+fresh-check:
+	deploy/fresh-check.sh --log fresh-check.log
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
