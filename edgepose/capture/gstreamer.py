@@ -12,6 +12,7 @@ import ctypes
 import logging
 import time
 
+import cv2
 import numpy as np
 
 # OpenVINO loaded after GStreamer can SIGABRT on its first C++ exception unless libgcc_s is global first.
@@ -34,6 +35,10 @@ from edgepose.types import Frame  # noqa: E402
 Gst.init(None)
 log = logging.getLogger(__name__)
 
+# What appsink accepts. Decoders output I420, and converting it with OpenCV's SIMD code is about twice as fast
+# as videoconvert's I420->BGR (benchmarks/capture.py); videoconvert still picks BGR for RGB-family input
+# (e.g. Jetson's BGRx), where a repack is cheaper than a round trip through YUV.
+SINK_CAPS = "video/x-raw,format=I420; video/x-raw,format=BGR"
 _POLL_S = 0.1  # how often a waiting reader looks at the bus and at close()
 _FILE_QUEUE = 4  # decoded frames appsink may hold ahead of a file reader (decode overlaps consumption)
 _BUS_TYPES = Gst.MessageType.ERROR | Gst.MessageType.EOS | Gst.MessageType.WARNING
@@ -52,7 +57,7 @@ class GstFrameSource(FrameSource):
         self._eos = False
         self._pulled = 0
         self._caps = None
-        self._layout: tuple[int, int, int] = (0, 0, 0)
+        self._info: GstVideo.VideoInfo | None = None
         self._handler = None
         try:
             self._pipeline = Gst.parse_launch(description)
@@ -60,14 +65,17 @@ class GstFrameSource(FrameSource):
             raise SourceError(_parse_error_message(spec, exc)) from None
         sink = self._pipeline.get_by_name("sink") if isinstance(self._pipeline, Gst.Bin) else None
         if not isinstance(sink, GstApp.AppSink):
-            raise SourceError("the pipeline has no `appsink name=sink` — end a custom pipeline with it, or leave it out")
+            raise SourceError(
+                "the pipeline has no `appsink name=sink` — end a custom pipeline with it (delivering I420 or BGR), "
+                "or leave it out"
+            )
         self._sink = sink
         self._bus = self._pipeline.get_bus()
         self._prime(lambda: self._start(realtime))
 
     def _start(self, realtime: bool) -> None:
         sink = self._sink
-        sink.set_property("caps", Gst.Caps.from_string("video/x-raw,format=BGR"))
+        sink.set_property("caps", Gst.Caps.from_string(SINK_CAPS))
         ret = self._pipeline.set_state(Gst.State.PAUSED)
         self._fail_if(ret)
         # NO_PREROLL is GStreamer's own word that the pipeline is live; it also covers custom pipelines.
@@ -141,18 +149,22 @@ class GstFrameSource(FrameSource):
     def _frame(self, sample: Gst.Sample, index: int, mono: int | None = None, wall: int | None = None) -> Frame:
         caps = sample.get_caps()
         if self._caps is None or not caps.is_equal(self._caps):
-            info = _video_info(caps)
-            self._caps = caps
-            self._layout = (info.width, info.height, info.stride[0])
+            self._caps, self._info = caps, _video_info(caps)
+            info = self._info
             self._fps = info.fps_n / info.fps_d if info.fps_n > 0 and info.fps_d > 0 else None
             self._size = (info.width, info.height)
-        width, height, stride = self._layout
-        data = sample.get_buffer().extract_dup(0, stride * height)
-        if len(data) < stride * height:
+        info = self._info
+        buffer = sample.get_buffer()
+        data = np.frombuffer(buffer.extract_dup(0, buffer.get_size()), np.uint8)
+        if data.size < info.size:
             raise SourceError(f"{self.spec.display} delivered a truncated frame — check the custom pipeline's caps")
-        # Rows may be padded to a multiple of 4 bytes (e.g. width 482 BGR -> stride 1448): drop the padding.
-        rows = np.frombuffer(data, np.uint8).reshape(height, stride)[:, : width * 3]
-        return self._make_frame(rows.reshape(height, width, 3).copy(order="C"), index, mono, wall)
+        if info.finfo.format == GstVideo.VideoFormat.I420:
+            image = i420_to_bgr(data, info.width, info.height, info.offset[:3], info.stride[:3])
+        else:
+            # Rows may be padded to a multiple of 4 bytes (e.g. width 482 BGR -> stride 1448): drop the padding.
+            rows = data[: info.stride[0] * info.height].reshape(info.height, info.stride[0])[:, : info.width * 3]
+            image = rows.reshape(info.height, info.width, 3).copy(order="C")
+        return self._make_frame(image, index, mono, wall)
 
     def _release(self) -> None:
         if self._slot is not None:
@@ -162,6 +174,34 @@ class GstFrameSource(FrameSource):
             self._handler = None
         if getattr(self, "_pipeline", None) is not None:
             self._pipeline.set_state(Gst.State.NULL)
+
+
+def i420_to_bgr(data: np.ndarray, width: int, height: int, offsets, strides) -> np.ndarray:
+    """A C-contiguous BGR image from an I420 buffer with GStreamer's plane ``offsets`` and row ``strides``.
+
+    OpenCV wants the three planes packed without padding and an even size, so padded or odd-sized frames are
+    repacked first (an odd last row/column is repeated, then cropped off again).
+    """
+    even_w, even_h = width + width % 2, height + height % 2
+    cw, ch = even_w // 2, even_h // 2
+    packed_layout = (list(offsets), list(strides)) == ([0, width * height, width * height + cw * ch], [width, cw, cw])
+    if packed_layout and (even_w, even_h) == (width, height):
+        packed = data[: width * height * 3 // 2].reshape(height * 3 // 2, width)
+    else:
+        packed = np.empty(even_w * even_h * 3 // 2, np.uint8)
+        planes = ((even_w, even_h, width, height), (cw, ch, cw, ch), (cw, ch, cw, ch))
+        start = 0
+        for (pw, ph, w, h), offset, stride in zip(planes, offsets, strides):
+            src = data[offset : offset + stride * (h - 1) + w]
+            src = np.lib.stride_tricks.as_strided(src, (h, w), (stride, 1))
+            dst = packed[start : start + pw * ph].reshape(ph, pw)
+            dst[:h, :w] = src
+            dst[h:, :w] = src[-1:]  # edge repeat fills the even-size margin
+            dst[:, w:] = dst[:, w - 1 : w]
+            start += pw * ph
+        packed = packed.reshape(even_h * 3 // 2, even_w)
+    bgr = cv2.cvtColor(packed, cv2.COLOR_YUV2BGR_I420)
+    return bgr if (even_w, even_h) == (width, height) else np.ascontiguousarray(bgr[:height, :width])
 
 
 def _video_info(caps: Gst.Caps) -> GstVideo.VideoInfo:

@@ -35,7 +35,9 @@ class CvFrameSource(FrameSource):
         timeout: float = 10.0,
     ):
         if spec.kind == "test":
-            raise SourceError("the test pattern needs GStreamer (PyGObject) — run `make install`, or use a video file")
+            raise SourceError(
+                "the test pattern needs GStreamer (PyGObject) — run `make install`, or use a video file"
+            )
         if (width is None) != (height is None):
             raise SourceError("give both width and height (or neither) — e.g. --width 640 --height 480")
         if fps is not None and fps <= 0:

@@ -107,7 +107,9 @@ def parse_source(text: str | int) -> SourceSpec:
     if scheme == "file":
         return _file_spec(Path(unquote(urlsplit(text).path)))
     if "://" in text:
-        raise SourceError(f"unsupported URL scheme {scheme!r} in {redact_url(text)} — use rtsp://, http(s):// or file://")
+        raise SourceError(
+            f"unsupported URL scheme {scheme!r} in {redact_url(text)} — use rtsp://, http(s):// or file://"
+        )
     return _file_spec(Path(text).expanduser())
 
 

@@ -1,4 +1,4 @@
-"""GStreamer launch templates: find them, fill their placeholders, append the BGR appsink tail.
+"""GStreamer launch templates: find them, fill their placeholders, append the appsink tail.
 
 Templates are ``*.pipeline`` files inside the package (``edgepose/capture/pipelines/``), shipped as package
 data so an installed edgepose finds them exactly like a source checkout; the repository's top-level
@@ -15,7 +15,7 @@ Template file format::
 Placeholders: ``{device}`` (``/dev/videoN``), ``{index}`` (N), ``{location}`` (quoted file path), ``{uri}``
 (quoted URI/URL), ``{latency}`` (RTSP jitter buffer, ms), ``{width}``, ``{height}``, ``{fps}`` (a GStreamer
 fraction such as ``30/1``). Values the user does not give come from the ``# defaults:`` line. Every template
-ends with decoded video; ``APPSINK_TAIL`` converts it to BGR for ``appsink name=sink``.
+ends with decoded video; ``APPSINK_TAIL`` scales/thins it and ends in ``appsink name=sink``.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ SUFFIX = ".pipeline"
 DEFAULT_TEMPLATE = {"camera": "v4l2-raw", "file": "file", "uri": "uri", "rtsp": "rtsp", "test": "test"}
 DEFAULT_LATENCY_MS = 200
 
-# Appended to every template (and to custom strings without an appsink): whatever the template decodes
-# becomes packed BGR at the requested size/rate. appsink's own properties are set by the capture code.
-APPSINK_TAIL = "{rate}videoconvert n-threads=0 ! videoscale ! video/x-raw,format=BGR{size} ! appsink name=sink"
+# Appended to every template (and to custom strings without an appsink): whatever the template decodes is
+# scaled and thinned to the requested size/rate. The capture code sets appsink's caps (I420 or BGR, turned
+# into BGR frames) and its other properties.
+APPSINK_TAIL = "{rate}videoconvert n-threads=0 ! {scale}appsink name=sink"
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")  # `{ NV12, I420 }` caps lists contain spaces and are left alone
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -121,7 +122,7 @@ def build_pipeline(
 
     ``pipeline``: None (the default template for the source's kind), a template name, a path to a
     ``.pipeline`` file, or a custom gst-launch string. A custom string may use the same placeholders; without
-    ``appsink name=sink`` the BGR tail is appended. ``width``/``height`` (both or neither) and ``fps`` are
+    ``appsink name=sink`` the appsink tail is appended. ``width``/``height`` (both or neither) and ``fps`` are
     passed to the template and also enforced by the tail (scaling / dropping frames), so a file can be
     read smaller or slower than it was recorded.
     """
@@ -162,6 +163,6 @@ def build_pipeline(
         return body
     tail = APPSINK_TAIL.format(
         rate=f"videorate max-rate={max(1, round(fps))} ! " if fps is not None else "",
-        size=f",width={width},height={height}" if width is not None else "",
+        scale=f"videoscale ! video/x-raw,width={width},height={height} ! " if width is not None else "",
     )
     return f"{body} ! {tail}"
