@@ -4,19 +4,26 @@
 # three run the same steps.
 #
 #   deploy/install.sh [--venv DIR] [--extras gst,train,onnx,dev] [--system-only] [--no-system]
+#                     [--runtime] [--no-editable]
+# --runtime: only the system packages needed to run (no compilers, headers or broker), for container images.
+# --no-editable: install a copy of the package instead of linking this checkout (images, /opt installs).
 set -euo pipefail
 
 VENV=.venv
 EXTRAS=gst,train,onnx,dev
 SYSTEM=1
 PYTHON_ONLY=0
+RUNTIME=0
+EDITABLE=-e
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV=$2; shift 2 ;;
     --extras) EXTRAS=$2; shift 2 ;;
     --system-only) PYTHON_ONLY=-1; shift ;;
     --no-system) SYSTEM=0; shift ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --runtime) RUNTIME=1; shift ;;
+    --no-editable) EDITABLE=""; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +38,11 @@ PACKAGES=(
   mosquitto mosquitto-clients ca-certificates
 )
 case ",$EXTRAS," in *,dev,*) PACKAGES+=(chromium) ;; esac
+if [ "$RUNTIME" = 1 ]; then
+  # What the built environment needs at run time: GStreamer and its introspection libraries.
+  PACKAGES=($(printf '%s\n' "${PACKAGES[@]}" | grep -E '^(gstreamer|gir1\.2-|ca-certificates$)')
+            libgirepository-1.0-1 libcairo2 libcairo-gobject2)
+fi
 
 if [ "$SYSTEM" = 1 ] && command -v dpkg-query >/dev/null; then
   missing=()
@@ -55,7 +67,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
+"$VENV/bin/python" -m pip install -q $EDITABLE ".[${EXTRAS}]"
 # OpenVINO's usage telemetry stays off on edge devices and in CI.
 "$VENV/bin/opt_in_out" --opt_out >/dev/null 2>&1 || true
 echo "edgepose install: ready in $VENV ($("$VENV/bin/python" -c 'import edgepose; print(edgepose.__version__)'))"
