@@ -56,6 +56,8 @@ def main() -> None:
 
     print(f"video: {args.video.name}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
+    for way in WAYS:  # warm-up: first-use costs (plugin loading, decoder set-up) are not decoding speed
+        decode_fps(args.video, way, 10)
     runs: dict[str, list[float]] = {way: [] for way in WAYS}
     for _ in range(args.repeat):
         for way in WAYS:
