@@ -2,7 +2,7 @@
 that keeps up with the target frame rate (or latency), explain the choice, and remember the measurements.
 
 A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO version, the model's
-weights checksum and the frame size; any change re-profiles. Selection rule:
+topology and weights checksums and the frame size; any change re-profiles. Selection rule:
   * effective fps = 1000 / (1000 / throughput_fps + overhead_ms), overhead = measured decode + preprocessing;
   * with ``max_latency_ms``: the model's p90 latency + overhead must be <= max_latency_ms, otherwise
     effective fps must be >= target_fps;
@@ -105,7 +105,9 @@ def cache_file() -> Path:
 def profile_key(xml: Path, device: str, frame_size: tuple[int, int]) -> str:
     import openvino as ov
 
-    parts = [device_name(device), cpu_model(), ov.get_version(), file_sha256(Path(xml).with_suffix(".bin")),
+    # Both files: Intel's 0005/0006/0007 share one weight layout, only the topology (input size) differs.
+    parts = [device_name(device), cpu_model(), ov.get_version(), file_sha256(Path(xml)),
+             file_sha256(Path(xml).with_suffix(".bin")),
              f"{frame_size[0]}x{frame_size[1]}", os.environ.get("EDGEPOSE_PRECISION_HINT", "")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
