@@ -40,8 +40,11 @@ class Collector:
         else:
             self.client = make_client(config, client_id)
         self.topic = topic
-        connect_client(self.client, config, lambda c, rc: c.subscribe(self.topic, qos=1))
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.on_message = self._on_message
+        connect_client(self.client, config, lambda c, rc: c.subscribe(self.topic, qos=1))
+        assert subscribed.wait(10), "no SUBACK"  # messages published from now on reach us
 
     def _on_message(self, client, userdata, msg):
         with self.cond:
@@ -259,13 +262,20 @@ def tls_broker(tmp_path_factory):
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=edge", "-keyout", "client.key",
+             "-out", "client.csr", cwd=d)
+    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-out", "client.pem", cwd=d)
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "edge", "s3cret"], check=True)
-    tls_port = free_port()
-    conf = (f"{KEEP_USER}allow_anonymous false\npassword_file {d}/passwd\nlistener {tls_port} 127.0.0.1\n"
-            f"cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n")
+    tls_port, mtls_port = free_port(), free_port()
+    listener = f"cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+    conf = (f"{KEEP_USER}allow_anonymous false\npassword_file {d}/passwd\n"
+            f"listener {tls_port} 127.0.0.1\n{listener}"
+            f"listener {mtls_port} 127.0.0.1\n{listener}require_certificate true\n")
     broker = Mosquitto(d, extra_conf=conf).start()
     wait_port(tls_port)
-    broker.tls_port, broker.dir = tls_port, d
+    wait_port(mtls_port)
+    broker.tls_port, broker.mtls_port, broker.dir = tls_port, mtls_port, d
     yield broker
     broker.stop()
 
@@ -290,6 +300,22 @@ def test_tls_password_from_file(tls_broker, tmp_path):
     config = MqttConfig(url=f"mqtts://127.0.0.1:{tls_broker.tls_port}", username="edge", password_file=tmp_path / "pw",
                         tls=TlsConfig(ca_file=tls_broker.dir / "ca.pem"))
     MqttPublisher(config, ["door"]).close()
+
+
+def test_client_certificate(tls_broker):
+    d = tls_broker.dir
+    url = f"mqtts://edge:s3cret@127.0.0.1:{tls_broker.mtls_port}"
+    config = MqttConfig(url=url, tls=TlsConfig(ca_file=d / "ca.pem", cert_file=d / "client.pem",
+                                               key_file=d / "client.key"))
+    MqttPublisher(config, ["door"]).close()
+    with pytest.raises(BrokerError) as err:  # the broker demands a certificate we do not present
+        MqttPublisher(MqttConfig(url=url, tls=TlsConfig(ca_file=d / "ca.pem"), connect_timeout_s=2), ["door"])
+    assert str(err.value) == (f"MQTT broker 127.0.0.1:{tls_broker.mtls_port} closed the connection before "
+                              "answering; if it requires a client certificate set mqtt.tls.cert_file and "
+                              "mqtt.tls.key_file")
+    with pytest.raises(BrokerError, match="mqtt.tls.key_file .*missing.key does not exist"):
+        MqttPublisher(MqttConfig(url=url, tls=TlsConfig(ca_file=d / "ca.pem", cert_file=d / "client.pem",
+                                                        key_file=d / "missing.key")), ["door"])
 
 
 def test_wrong_password_is_one_line(tls_broker):

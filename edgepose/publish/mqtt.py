@@ -102,17 +102,28 @@ def connect_client(client: mqtt.Client, config: MqttConfig, on_connect=None) -> 
 
     on_connect(client, reason_code) runs on every successful (re)connection, in paho's thread.
     """
-    answered = threading.Event()
+    done = threading.Event()
     result: dict = {}
+    on_disconnect = client.on_disconnect
 
     def _on_connect(client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             result.setdefault("refused", reason_code)
-        elif on_connect is not None:
-            on_connect(client, reason_code)
-        answered.set()
+        else:
+            result["connected"] = True
+            if on_connect is not None:
+                on_connect(client, reason_code)
+        done.set()
+
+    def _on_first_disconnect(client, *args):
+        if not done.is_set():  # closed before any CONNACK: TLS rejected us after the handshake, or not MQTT
+            result.setdefault("closed", True)
+            done.set()
+        if on_disconnect is not None:
+            on_disconnect(client, *args)
 
     client.on_connect = _on_connect
+    client.on_disconnect = _on_first_disconnect
     props = None
     if config.protocol == "v5":
         props = Properties(PacketTypes.CONNECT)
@@ -122,21 +133,36 @@ def connect_client(client: mqtt.Client, config: MqttConfig, on_connect=None) -> 
     except (OSError, ValueError) as exc:
         raise BrokerError(_describe_connect_error(exc, config)) from None
     client.loop_start()
-    if answered.wait(config.connect_timeout_s) and "refused" not in result:
+    done.wait(config.connect_timeout_s)
+    if result.get("connected"):
+        client.on_disconnect = on_disconnect
         return
+    message = _describe_no_session(dict(result), config)  # before our own disconnect adds "closed"
     client.disconnect()  # first, so the network thread stops retrying and loop_stop returns at once
     client.loop_stop()
-    refused = result.get("refused")
+    client.on_disconnect = on_disconnect
+    raise BrokerError(message)
+
+
+def _describe_no_session(result: dict, config: MqttConfig) -> str:
     where = f"MQTT broker {config.host}:{config.port}"
-    if refused is None:
-        raise BrokerError(f"{where} accepted TCP but sent no MQTT answer; is it an MQTT port (TLS: mqtts://)?")
-    if refused.getName() in ("Not authorized", "Bad user name or password"):
+    refused = result.get("refused")
+    if refused is not None and refused.getName() in ("Not authorized", "Bad user name or password"):
         user = f"user {config.username!r}" if config.username else "anonymous access"
-        raise BrokerError(
+        return (
             f"{where} rejected {user} ({refused.getName()}); check mqtt.username and the password "
             "(mqtt.password_file or EDGEPOSE_MQTT__PASSWORD)"
         )
-    raise BrokerError(f"{where} refused the connection: {refused.getName()}")
+    if refused is not None:
+        return f"{where} refused the connection: {refused.getName()}"
+    if result.get("closed") and config.use_tls and config.tls.cert_file is None:
+        return (
+            f"{where} closed the connection before answering; if it requires a client certificate set "
+            "mqtt.tls.cert_file and mqtt.tls.key_file"
+        )
+    if result.get("closed"):
+        return f"{where} closed the connection before answering; check the broker's log and that this is its MQTT port"
+    return f"{where} accepted TCP but sent no MQTT answer; is it an MQTT port (TLS: mqtts://)?"
 
 
 class _SourceChannel:
@@ -195,19 +221,22 @@ class _SourceChannel:
             log.warning("MQTT source %s lost the broker (%s); buffering events", self.source_id, reason_code)
 
     # caller threads -------------------------------------------------------------------------------------
-    def _send(self, topic_: str, payload: bytes, qos: int, retain: bool) -> None:
+    def _send(self, topic_: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Hand a message to paho; False when paho dropped it (QoS 0 on a connection that just broke)."""
         info = self.client.publish(topic_, payload, qos=qos, retain=retain)
         if qos > 0:
             # paho keeps QoS>=1 messages until acknowledged (resending after a reconnect); remember them for close().
             self.unacked.append(info)
             while self.unacked and self.unacked[0].is_published():
                 self.unacked.popleft()
+            return True
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def publish(self, topic_: str, payload: bytes, qos: int, kind: str) -> None:
         with self.lock:
             if self.connected and not self.buffer:
-                self._send(topic_, payload, qos, False)
-                self.counters[f"{kind}_sent"] += 1
+                sent = self._send(topic_, payload, qos, False)
+                self.counters[f"{kind}_sent" if sent else f"{kind}_dropped"] += 1
             elif qos == 0:
                 self.counters[f"{kind}_dropped"] += 1
             else:
