@@ -37,7 +37,8 @@ PACKAGES=(
   gir1.2-gst-rtsp-server-1.0 libgirepository1.0-dev libcairo2-dev
   mosquitto mosquitto-clients ca-certificates
 )
-case ",$EXTRAS," in *,dev,*) PACKAGES+=(chromium) ;; esac
+# Browser tests of the dashboard drive headless Chromium through chromedriver.
+case ",$EXTRAS," in *,dev,*) PACKAGES+=(chromium chromium-driver) ;; esac
 if [ "$RUNTIME" = 1 ]; then
   # What the built environment needs at run time: GStreamer and its introspection libraries.
   PACKAGES=($(printf '%s\n' "${PACKAGES[@]}" | grep -E '^(gstreamer|gir1\.2-|ca-certificates$)')
