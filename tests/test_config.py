@@ -174,13 +174,6 @@ def test_config_show_masks_secrets(tmp_path):
     assert "id: door" in result.output
 
 
-def test_shipped_example_is_valid():
-    from conftest import REPO
-
-    cfg = load_config(REPO / "deploy" / "edgepose.example.yaml", environ={})
-    assert [s.id for s in cfg.sources] == ["entrance", "aisle"] and cfg.mqtt.use_tls and cfg.mqtt.homeassistant
-
-
 def test_env_reaches_into_the_sources_list(tmp_path):
     path = _write(tmp_path, GOOD)
     cfg = load_config(path, environ={"EDGEPOSE_SOURCES__1__SOURCE": "test", "EDGEPOSE_SOURCES__1__REALTIME": "no"})
