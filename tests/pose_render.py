@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepose.decode import resize_bilinear
 from edgepose.types import NUM_JOINTS, NetOutput
 
 
@@ -92,7 +93,8 @@ def synthetic_frame(rng, n_people, shape, missing=0.1, noise=0.05, tag_noise=0.1
     """Network-like heatmaps and tags for n random people on a (H, W) map.
 
     Joints jitter around a standing pose; a fraction ``missing`` of joints is invisible; the heatmaps get uniform
-    background noise below ``noise`` and the tags per-pixel Gaussian noise, with random background tags.
+    background noise below ``noise``; away from the people the tags are a smooth random field (as a network's tag
+    maps are), and every tag pixel gets Gaussian noise of ``tag_noise``.
     Returns heatmaps, tags, joints (n, 17, 3).
     """
     h, w = shape
@@ -106,6 +108,7 @@ def synthetic_frame(rng, n_people, shape, missing=0.1, noise=0.05, tag_noise=0.1
     heat, tags = render_maps(joints, shape, tag_values, background_tag=np.nan)
     heat += rng.uniform(0, noise, heat.shape).astype(np.float32)
     background = np.isnan(tags)
-    tags[background] = rng.uniform(0, 1.5 * n_people, int(background.sum()))
+    field = rng.uniform(0, 1.5 * n_people, (NUM_JOINTS, h // 32 + 2, w // 32 + 2, tag_dims))
+    tags[background] = resize_bilinear(field, (h, w))[background]
     tags += rng.normal(0, tag_noise, tags.shape).astype(np.float32)
     return heat, tags, joints

@@ -120,7 +120,6 @@ def linear_sum_assignment(cost):
         return out
     transpose = nc < nr
     work = np.ascontiguousarray(cost.T) if transpose else cost.copy()
-    work -= work.min()  # non-negative costs, as the Crouse method assumes
     col4row = _solve_square_or_wide(work)
     if transpose:
         for c in range(col4row.shape[0]):
@@ -272,6 +271,11 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
     for p in range(n):
         mean[p] = tag_sum[p] / tag_cnt[p]
     lower = np.empty(n)
+    nsx = (w + _CHUNK - 1) // _CHUNK
+    seg_max = np.empty((h, nsx), np.float32)
+    tmin = np.empty((h, nsx, nl), np.float32)
+    tmax = np.empty((h, nsx, nl), np.float32)
+    bound = np.empty((h, nsx))
     best = np.empty(n)
     best_pos = np.empty(n, np.int64)
     for j in range(nj):
@@ -282,7 +286,6 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
         tg = tags[j]
         # A lower bound on each person's maximum, from pixels likely to score well: the joint's own candidates
         # and the person's other joints. Pixels whose heatmap value is below it cannot win (score <= heatmap).
-        lowest = _INF
         for q in need:
             lb = -_INF
             for k in range(cand_n[j] + nj):
@@ -290,27 +293,39 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
                 if flat >= 0:
                     lb = max(lb, _refine_score(hm, tg, flat // w, flat % w, mean[q]))
             lower[q] = lb
-            lowest = min(lowest, lb)
+        # Per 64-pixel row segment: max heatmap value and tag box. A pixel's score is at most the segment's
+        # max heatmap value - round(distance from the person's mean tag to the box), so segments whose bound is
+        # below the person's best score so far cannot hold its maximum.
+        for y in range(h):
+            for si in range(nsx):
+                x0 = si * _CHUNK
+                seg_max[y, si] = _segment_box(hm[y], tg[y], x0, min(x0 + _CHUNK, w), tmin[y, si], tmax[y, si])
+        for q in need:
+            for y in range(h):
+                for si in range(nsx):
+                    s = 0.0
+                    for l in range(nl):
+                        gap = max(tmin[y, si, l] - mean[q, l], mean[q, l] - tmax[y, si, l], 0.0)
+                        s += gap * gap
+                    bound[y, si] = np.float64(seg_max[y, si]) - np.rint(np.sqrt(s))
+            # Raise the lower bound with the most promising segment first, then scan row-major.
+            k = np.argmax(bound)
+            y, si = k // nsx, k % nsx
+            if bound[y, si] >= lower[q]:
+                lower[q] = max(lower[q], _segment_best(hm, tg, y, si * _CHUNK, min(si * _CHUNK + _CHUNK, w),
+                                                       mean[q], -_INF)[0])
             best[q] = -_INF
             best_pos[q] = -1
-        floor = _f32_floor(lowest)
-        for y in range(h):
-            row = hm[y]
-            if _count_at_least(row, 0, w, floor) == 0:
-                continue
-            for x0 in range(0, w, _CHUNK):
-                x1 = min(x0 + _CHUNK, w)
-                if _count_at_least(row, x0, x1, floor) == 0:
-                    continue
-                for x in range(x0, x1):
-                    if row[x] < lowest:
+            for y in range(h):
+                for si in range(nsx):
+                    # Only a strictly higher score can replace the best so far.
+                    if bound[y, si] < lower[q] or bound[y, si] <= best[q]:
                         continue
-                    for q in need:
-                        if row[x] >= lower[q]:
-                            s = _refine_score(hm, tg, y, x, mean[q])
-                            if s > best[q]:  # strict: the first maximum in row-major order wins, like argmax
-                                best[q] = s
-                                best_pos[q] = y * w + x
+                    x0 = si * _CHUNK
+                    value, at = _segment_best(hm, tg, y, x0, min(x0 + _CHUNK, w), mean[q], max(lower[q], best[q]))
+                    if value > best[q]:  # strict: the first maximum in row-major order wins, like argmax
+                        best[q] = value
+                        best_pos[q] = y * w + at
         for q in need:
             y, x = best_pos[q] // w, best_pos[q] % w
             if hm[y, x] > 0:
@@ -318,6 +333,37 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
                 xy[q, j, 0] = x + 0.5 + dx
                 xy[q, j, 1] = y + 0.5 + dy
                 conf[q, j] = hm[y, x]
+
+
+@njit(cache=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; lets LLVM vectorise the reductions
+def _segment_box(hm_row, tag_row, x0, x1, tmin, tmax):
+    """Max heatmap value of row[x0:x1]; per-dimension tag min/max of the same pixels into tmin, tmax."""
+    seg_max = hm_row[x0]
+    for x in range(x0 + 1, x1):
+        seg_max = max(seg_max, hm_row[x])
+    for l in range(tag_row.shape[1]):
+        lo = tag_row[x0, l]
+        hi = lo
+        for x in range(x0 + 1, x1):
+            lo = min(lo, tag_row[x, l])
+            hi = max(hi, tag_row[x, l])
+        tmin[l] = lo
+        tmax[l] = hi
+    return seg_max
+
+
+@njit(cache=True)
+def _segment_best(hm, tg, y, x0, x1, mean, floor):
+    """(best score, its x) over row y, x0 <= x < x1, looking only at pixels whose heatmap value >= floor."""
+    best = -_INF
+    at = -1
+    for x in range(x0, x1):
+        if hm[y, x] >= floor:
+            score = _refine_score(hm, tg, y, x, mean)
+            if score > best:
+                best = score
+                at = x
+    return best, at
 
 
 @njit(cache=True)
