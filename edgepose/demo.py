@@ -18,10 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from edgepose.errors import EdgeposeError
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "out"
@@ -76,7 +77,6 @@ def pick_video(workdir: Path) -> str:
 def pick_model() -> tuple[str, str]:
     """(model spec, notice)."""
     from edgepose import registry
-    from edgepose.errors import EdgeposeError
 
     local = registry.local_models()
     if "edgepose-h4" in local:
@@ -124,7 +124,7 @@ class Subscriber:
                 self._printed += 1
                 say(f"MQTT {msg.topic}: frame {data['frame_index']}, {len(data['people'])} people, "
                     f"inference {data['latency']['inference_ms']:.0f} ms")
-        elif kind in ("events", "status"):
+        elif kind == "status" or (kind == "events" and self.counts[kind] <= 5):
             say(f"MQTT {msg.topic}: {msg.payload.decode()[:120]}")
 
     def close(self):
@@ -136,7 +136,6 @@ class Subscriber:
 def main() -> int:
     os.environ.setdefault("OPENVINO_TELEMETRY", "0")
     from edgepose.config import load_config
-    from edgepose.errors import EdgeposeError
     from edgepose.service.run import run
 
     OUT.mkdir(exist_ok=True)
@@ -148,6 +147,7 @@ def main() -> int:
         say(f"model: {notice}")
         say(f"video: {video}")
         sub = Subscriber()
+        dashboard = start_dashboard()
         cfg = load_config(None, {"sources": [{"id": "demo", "source": video}], "model": {"name": model},
                                  "save": str(OUT / "demo.mp4"), "mqtt": {"stats_interval_s": 2.0}})
         figures = run(cfg, max_frames=None if video != "test" else 60, status=True)["demo"]
@@ -159,7 +159,8 @@ def main() -> int:
             say("last poses message: " + json.dumps(sub.last_poses)[:400] + " ...")
         say(f"annotated video: {OUT / 'demo.mp4'}")
         say(f"annotated snapshot: {snapshot}")
-        serve_dashboard()
+        if dashboard is not None:
+            linger(dashboard)
     except EdgeposeError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -185,24 +186,35 @@ def write_snapshot(video: Path, target: Path) -> Path:
     return target
 
 
-def serve_dashboard() -> None:
-    """Start the dashboard when it is installed; keep it up while a person watches (a terminal), else skip."""
+def start_dashboard():
+    """The live dashboard on http://127.0.0.1:8080/ while the demo runs (when its broker has websockets)."""
+    if not listening(WS_PORT):
+        say("dashboard: needs a broker with a websockets listener; see docs/dashboard.md")
+        return None
+    from edgepose.config import DashboardConfig
+    from edgepose.dashboard.server import DashboardServer
+
     try:
-        from edgepose.dashboard.server import serve
-    except ImportError:
-        return
-    if not sys.stdin.isatty() or not listening(WS_PORT):
-        say("dashboard: run `edgepose dashboard` next to a broker with websockets to watch live")
-        return
-    say("dashboard: http://127.0.0.1:8080/  (Ctrl-C to stop)")
-    thread = threading.Thread(target=serve, kwargs={"host": "127.0.0.1", "port": 8080,
-                                                     "mqtt_ws": f"ws://127.0.0.1:{WS_PORT}"}, daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(1)
-    except KeyboardInterrupt:
-        pass
+        server = DashboardServer(DashboardConfig(mqtt_ws=f"ws://127.0.0.1:{WS_PORT}", port=8080))
+    except EdgeposeError as exc:
+        say(f"dashboard not started: {exc}")
+        return None
+    server.start()
+    say(f"dashboard: open {server.url} to watch live")
+    return server
+
+
+def linger(server) -> None:
+    """Keep the dashboard up for a person at a terminal (Ctrl-C ends); scripts and CI go on at once."""
+    if sys.stdin.isatty():
+        say(f"dashboard still at {server.url} with the last state — Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    server.shutdown()
+    server.server_close()
 
 
 if __name__ == "__main__":
