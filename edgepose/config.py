@@ -71,6 +71,10 @@ class InferenceConfig(_Section):
     precision_hint: Literal["auto", "f32", "f16", "bf16"] = Field(
         "auto", description="INFERENCE_PRECISION_HINT; auto lets OpenVINO choose (bf16 on CPUs that have it)."
     )
+    backend: Literal["openvino", "onnxruntime"] = Field(
+        "openvino",
+        description="openvino (IRs; Intel CPU/iGPU/NPU) or onnxruntime (.onnx exports; TensorRT/CUDA on Jetson).",
+    )
 
 
 class DecodeConfig(_Section):

@@ -167,3 +167,20 @@ def test_export_refuses_a_folder_holding_the_other_format(h4_ir):
         export_onnx("H-4", h4_ir.parent, random_init=True)
     assert sorted(p.name for p in h4_ir.parent.iterdir()) == before
     assert not list(h4_ir.parent.parent.glob(".*"))  # no temporary folder left behind
+
+
+@pytest.mark.slow
+def test_run_with_the_onnxruntime_backend(h4_onnx, video_one_by_one):
+    """`edgepose run --backend onnxruntime` end to end: real video in, one JSON message per frame out."""
+    from click.testing import CliRunner
+
+    from edgepose.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "--source", str(video_one_by_one), "--model", str(h4_onnx),
+                                      "--backend", "onnxruntime", "--device", "CPU", "--output", "-",
+                                      "--max-frames", "3", "--no-snapshot", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    messages = [m for m in lines if isinstance(m.get("people"), list)]  # poses; events and stats also come
+    assert [m["frame_index"] for m in messages] == [0, 1, 2]
+    assert all(len(m["people"]) > 0 for m in messages)  # random weights still find "people"

@@ -33,6 +33,8 @@ def default_source_id(source: str) -> str:
 @click.option("--explain", is_flag=True, help="With --model auto: print the profile table and the choice, then exit.")
 @click.option("--reprofile", is_flag=True, help="With --model auto: measure again even if a cached profile is valid.")
 @click.option("--device", help="OpenVINO device: CPU, GPU, NPU or AUTO [default: CPU].")
+@click.option("--backend", type=click.Choice(["openvino", "onnxruntime"]),
+              help="Inference runtime [default: openvino]; onnxruntime runs .onnx exports (TensorRT/CUDA on Jetson).")
 @click.option("--mode", type=click.Choice(["latency", "throughput"]),
               help="latency: one synchronous request; throughput: async requests overlap capture and decoding.")
 @click.option("--mqtt", "mqtt_url", metavar="URL", help="mqtt[s]://[user:pass@]host:port [default: mqtt://127.0.0.1:1883].")
@@ -45,7 +47,8 @@ def default_source_id(source: str) -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML configuration file.")
 @click.option("-q", "--quiet", is_flag=True, help="No periodic status line on stderr.")
 def run(camera, source, source_id, pipeline, realtime, model_name, target_fps, max_latency_ms, explain, reprofile,
-        device, mode, mqtt_url, output, save, max_frames, metrics_port, no_track, no_snapshot, config_file, quiet):
+        device, backend, mode, mqtt_url, output, save, max_frames, metrics_port, no_track, no_snapshot, config_file,
+        quiet):
     """Capture frames, estimate poses and publish skeletons.
 
     \b
@@ -60,7 +63,7 @@ def run(camera, source, source_id, pipeline, realtime, model_name, target_fps, m
     if camera is not None and source is not None:
         raise click.UsageError("give --camera or --source, not both")
     overrides: dict = {"model": {"name": model_name, "target_fps": target_fps, "max_latency_ms": max_latency_ms},
-                       "inference": {"device": device, "mode": mode}, "mqtt": {"url": mqtt_url},
+                       "inference": {"device": device, "mode": mode, "backend": backend}, "mqtt": {"url": mqtt_url},
                        "output": output, "save": save, "metrics": {"port": metrics_port}}
     if camera is not None or source is not None:
         src = str(camera) if camera is not None else source

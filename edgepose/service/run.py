@@ -209,7 +209,7 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         choice = model or choose_model(cfg, first.size, reprofile=reprofile)
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
         pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
-                                cache_dir=cache_dir(cfg), precision_hint=hint)
+                                cache_dir=cache_dir(cfg), precision_hint=hint, backend=cfg.inference.backend)
         sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name)
         stack.callback(sink.close)
         metrics = None
