@@ -253,14 +253,16 @@ def init_official_weights(model: nn.Module) -> None:
 def randomize(model: nn.Module, seed: int = 0) -> None:
     """Seeded random weights *and* BN statistics, so every op (BN folding included) shapes the outputs.
 
-    Used for random-init exports and parity tests: the default init leaves BN an identity in eval mode, and
-    the official init makes every output nearly zero, which would hide conversion errors.
+    Used for random-init exports and parity tests. The default init leaves BN an identity in eval mode and
+    the official init makes every output nearly zero, which would hide conversion errors; He init (gain 2)
+    lets activations grow with depth into the hundreds, which would swamp them. Gain 1 keeps H0..H-4 outputs
+    of order 1 (std 0.3 to 3 on a real image).
     """
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * m.weight[0, 0].numel()
-            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) / fan_in**0.5)
             if m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
         elif isinstance(m, nn.BatchNorm2d):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from edgepose.errors import ModelError
-from edgepose.variants import NUM_JOINTS
+from edgepose.variants import NUM_JOINTS, VARIANTS
 
 # What the official training scripts save: plain state_dicts (final_state*.pth.tar, model_best.pth.tar) or a
 # resumable checkpoint whose "best_state_dict" (no prefix) / "state_dict" (DDP, "module." prefix) hold weights.
@@ -46,6 +46,19 @@ def _listing(keys, what: str) -> str:
     keys = sorted(keys)
     more = f" (and {len(keys) - MAX_LISTED} more)" if len(keys) > MAX_LISTED else ""
     return f"{len(keys)} {what}: {', '.join(keys[:MAX_LISTED])}{more}"
+
+
+def fitting_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The variant whose keys and shapes ``state_dict`` matches exactly, if any (built on the meta device)."""
+    from edgepose.train.model import build_model
+
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    for name in VARIANTS:
+        with torch.device("meta"):
+            ours = build_model(name).state_dict()
+        if shapes == {k: tuple(v.shape) for k, v in ours.items()}:
+            return name
+    return None
 
 
 def load_official_state_dict(model: nn.Module, state_dict: Mapping, *, drop_stride2_tags: bool = False) -> None:
@@ -84,10 +97,10 @@ def load_official_state_dict(model: nn.Module, state_dict: Mapping, *, drop_stri
             hint = (" final_layers.1 has 34 channels: the checkpoint was trained with LOSS.WITH_AE_LOSS[1]; "
                     "pass drop_stride2_tags=True to keep its 17 heatmap channels.")
         variant = getattr(getattr(model, "variant", None), "name", "this model")
-        raise ValueError(
-            f"checkpoint does not fit {variant}: " + "; ".join(problems) + "." + hint
-            + " Check that the checkpoint is an EfficientHRNet of the same variant."
-        )
+        fits = fitting_variant(given)
+        advice = (f" The checkpoint is an EfficientHRNet {fits}: use variant {fits}." if fits
+                  else " Check that the checkpoint is an EfficientHRNet of the same variant.")
+        raise ValueError(f"checkpoint does not fit {variant}: " + "; ".join(problems) + "." + hint + advice)
     model.load_state_dict(given, strict=True)
 
 

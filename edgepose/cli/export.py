@@ -1,0 +1,35 @@
+"""``edgepose export``: an EfficientHRNet variant to an OpenVINO IR the runtime executes (train extra)."""
+
+from __future__ import annotations
+
+import click
+
+from edgepose.errors import EdgeposeError
+
+
+@click.command()
+@click.option("--variant", required=True, help="H0, H-1, H-2, H-3 or H-4.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (.pth/.pth.tar/.pt), official or ours.")
+@click.option("--random-init", is_flag=True, help="Seeded random weights (speed profiling and tests only).")
+@click.option("--precision", type=click.Choice(["FP32", "FP16", "INT8"], case_sensitive=False), default="FP32",
+              show_default=True)
+@click.option("--calib", type=click.Path(file_okay=False), help="Folder of real images for INT8 calibration.")
+@click.option("--format", "fmt", type=click.Choice(["openvino"]), default="openvino", show_default=True,
+              help="Output format.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, e.g. models/NAME/.")
+def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> None:
+    """Write OUT/model.xml, model.bin and model.json:  edgepose export --variant H-4 --weights W.pth --out DIR"""
+    from edgepose.variants import get_variant
+
+    if bool(weights) == random_init:
+        raise EdgeposeError("give exactly one of --weights CHECKPOINT or --random-init")
+    try:
+        v = get_variant(variant)
+    except ValueError as exc:
+        raise EdgeposeError(str(exc)) from None
+    from edgepose.train.export import export_variant
+
+    xml = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
+                         calib_images=calib, seed=seed)
+    click.echo(f"wrote {xml} ({v.name}, {precision.upper()}, {fmt})")
