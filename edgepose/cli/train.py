@@ -1,0 +1,78 @@
+"""`edgepose train`: train EfficientHRNet on COCO-format keypoints (train extra); `edgepose train plot`."""
+
+from __future__ import annotations
+
+import click
+
+from edgepose.errors import EdgeposeError
+
+# Options left unset fall back to TrainConfig's defaults (the official recipe), the one place they live.
+CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "lr", "weight_decay", "milestones",
+                  "seed", "workers", "device", "init_weights", "val_every", "val_ann", "val_images", "limit_images",
+                  "max_rotation", "min_scale", "max_scale", "max_translate", "flip")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--variant", help="H0, H-1, H-2, H-3 or H-4.")
+@click.option("--ann", type=click.Path(exists=True, dir_okay=False), help="COCO person-keypoints json.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), help="Folder of the json's images.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (checkpoints, CSV logs), e.g. runs/NAME.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (its own settings).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs [300]; with --resume, the new total.")
+@click.option("--batch", type=click.IntRange(min=1), help="Images per step [48].")
+@click.option("--input-size", type=click.IntRange(min=32), help="Square input side, multiple of 32 [variant's].")
+@click.option("--lr", type=float, help="Adam learning rate [1e-3].")
+@click.option("--weight-decay", type=float, help="Adam L2 weight decay [1e-4]; 0 = official code's behaviour.")
+@click.option("--milestones", callback=lambda c, p, v: v and tuple(int(x) for x in v.split(",")),
+              help="Epochs where lr is multiplied by 0.1 [200,260].")
+@click.option("--freeze-backbone", is_flag=True, default=None, help="Do not train the EfficientNet backbone.")
+@click.option("--seed", type=int, help="Seed of init, data order and augmentation [0].")
+@click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
+@click.option("--device", help="auto, cpu or cuda[:N] [auto].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
+@click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint.")
+@click.option("--val-every", type=click.IntRange(min=0), help="Validate (COCO AP) every K epochs, 0 = never [10].")
+@click.option("--val-ann", type=click.Path(exists=True, dir_okay=False), help="Validation json [--ann].")
+@click.option("--val-images", type=click.Path(exists=True, file_okay=False), help="Validation images [--images].")
+@click.option("--limit-images", type=click.IntRange(min=1), help="Use only the first N training images.")
+@click.option("--max-rotation", type=float, help="Rotation augmentation, degrees [30].")
+@click.option("--min-scale", type=float, help="Scale augmentation lower bound [0.75].")
+@click.option("--max-scale", type=float, help="Scale augmentation upper bound [1.5].")
+@click.option("--max-translate", type=float, help="Shift augmentation, in 200-px box units [40].")
+@click.option("--flip", type=float, help="Horizontal flip probability [0.5].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def train(ctx, out, resume, threads, quiet, **options) -> None:
+    """Train EfficientHRNet as the paper does: edgepose train --variant H-4 --ann A.json --images DIR --out runs/NAME"""
+    if ctx.invoked_subcommand is not None:
+        return
+    import torch
+
+    from edgepose.train.loop import TrainConfig, run_training
+
+    if not out:
+        raise EdgeposeError("--out is required: the run folder for checkpoints and logs, e.g. --out runs/h4")
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = None
+    if not resume:
+        if not all(options.get(k) for k in ("variant", "ann", "images")):
+            raise EdgeposeError("a new run needs --variant, --ann and --images (or --resume to continue --out)")
+        try:
+            cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None and k in CONFIG_OPTIONS},
+                              freeze_backbone=bool(options["freeze_backbone"]))
+        except (KeyError, ValueError) as exc:
+            raise EdgeposeError(str(exc).strip("'\"")) from exc
+    best = run_training(out, cfg, resume=resume, epochs=options["epochs"], progress=not quiet)
+    click.echo(f"done: best {best.get('metric')} {best.get('value', float('nan')):.4g} at epoch {best.get('epoch')}; "
+               f"weights in {out}/best.pt and {out}/last.pt")
+
+
+@train.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False), help="PNG path [RUN_DIR/curves.png].")
+def plot(run_dir, output) -> None:
+    """Plot the learning curves of a run (loss terms, lr, validation AP) to a PNG."""
+    from edgepose.train.plot import plot_run
+
+    click.echo(f"wrote {plot_run(run_dir, output)}")
