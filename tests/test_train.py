@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -260,7 +261,9 @@ def test_cli_trains_plots_and_the_checkpoint_exports(mini, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
     xml = export_variant("H-4", tmp_path / "ir", weights=run / "best.pt")
-    assert xml.is_file() and "checkpoint:best.pt" in (tmp_path / "ir" / "model.json").read_text()
+    card = json.loads((tmp_path / "ir" / "model.json").read_text())
+    assert xml.is_file() and card["weights"].startswith("checkpoint:best.pt")
+    assert card["input_size"] == 64 and card["test_short_side"] == 64  # the runtime tests at the trained size
 
 
 def test_cli_new_run_needs_data_options(tmp_path):

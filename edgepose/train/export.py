@@ -104,18 +104,32 @@ def quantize_int8(model, frames: list[np.ndarray]):
     return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
 
 
-def card(variant: Variant, precision: str, weights: str, bin_sha256: str) -> dict:
-    """The ``model.json`` the runtime reads beside ``model.xml``."""
+def trained_input_size(weights: str | Path | None) -> int | None:
+    """The input size an ``edgepose train`` checkpoint was trained at (its saved config), else None."""
+    if weights is None:
+        return None
+    obj = torch.load(weights, map_location="cpu", weights_only=True)
+    config = obj.get("config") if isinstance(obj, dict) else None
+    return int(config["input_size"]) if isinstance(config, dict) and config.get("input_size") else None
+
+
+def card(variant: Variant, precision: str, weights: str, bin_sha256: str, input_size: int | None = None) -> dict:
+    """The ``model.json`` the runtime reads beside ``model.xml``.
+
+    ``input_size``: the size the weights were trained at when not the variant's (e.g. a small CPU run); the
+    runtime then tests at that size rounded up to a multiple of 64, as the official test code does.
+    """
     from edgepose.train.counting import count_params_macs
 
     counts = count_params_macs(variant)
+    test_short_side = -(-input_size // MULTIPLE_OF) * MULTIPLE_OF if input_size else variant.test_short_side
     return {
         "format": CARD_FORMAT,
         "version": CARD_VERSION,
         "name": f"efficienthrnet-{variant.name.lower()}",
         "variant": variant.name,
-        "input_size": variant.input_size,
-        "test_short_side": variant.test_short_side,
+        "input_size": input_size or variant.input_size,
+        "test_short_side": test_short_side,
         "multiple_of": MULTIPLE_OF,
         "input": {"name": "image", "layout": "NHWC", "color": "BGR", "dtype": "u8"},
         "outputs": {"heatmaps": {"stride": 2}, "embeddings": {"stride": 2}},
@@ -166,7 +180,7 @@ def export_variant(
 
     def write(tmp: Path) -> dict:
         ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
-        return card(variant, precision, source, sha256_file(tmp / "model.bin"))
+        return card(variant, precision, source, sha256_file(tmp / "model.bin"), trained_input_size(weights))
 
     _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
     return Path(out_dir) / "model.xml"
@@ -225,7 +239,7 @@ def export_onnx(
                 dynamic_axes={"image": {1: "height", 2: "width"}, "heatmaps": spatial, "embeddings": spatial},
             )
         onnx.checker.check_model(str(tmp / "model.onnx"))
-        info = card(variant, "FP32", source, sha256_file(tmp / "model.onnx"))
+        info = card(variant, "FP32", source, sha256_file(tmp / "model.onnx"), trained_input_size(weights))
         return dict(info, format=ONNX_CARD_FORMAT, opset=opset)
 
     _write_export(Path(out_dir), ONNX_CARD_FORMAT, ("model.onnx",), write)
