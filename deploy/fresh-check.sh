@@ -86,16 +86,24 @@ bind /dev /dev
 bind /dev/pts /dev/pts
 mount -t tmpfs tmpfs "$ROOT/dev/shm" && MOUNTS+=("$ROOT/dev/shm")
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Local certificate authorities (a site's HTTPS proxy, say) belong to the network, like resolv.conf.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  chroot "$ROOT" update-ca-certificates >/dev/null
+  echo "== local CA certificates copied in: $(ls /usr/local/share/ca-certificates/ | tr '\n' ' ')"
+fi
 
 # A user's pip set-up: configuration files and the local folders they point at (read-only).
-for conf in /etc/pip.conf /etc/xdg/pip; do
+PIP_CONFS=(/etc/pip.conf /etc/xdg/pip "$HOME/.config/pip" "$HOME/.pip")
+for conf in "${PIP_CONFS[@]}"; do
   if [ -e "$conf" ]; then
-    mkdir -p "$ROOT$(dirname "$conf")"
-    cp -a "$conf" "$ROOT$conf"
+    dest=$ROOT${conf/#$HOME//root}   # the chroot runs as root
+    mkdir -p "$(dirname "$dest")"
+    cp -a "$conf" "$dest"
     echo "== pip configuration copied in: $conf"
   fi
 done
-for dir in $(grep -rhoE '(file://)?/opt/[A-Za-z0-9._/-]+' /etc/pip.conf /etc/xdg/pip 2>/dev/null | sed 's#^file://##; s#/simple$##' | sort -u); do
+for dir in $(grep -rhoE '(file://)?/opt/[A-Za-z0-9._/-]+' "${PIP_CONFS[@]}" 2>/dev/null | sed 's#^file://##; s#/simple$##' | sort -u); do
   [ -d "$dir" ] && bind "$dir" "$dir" ro && echo "== pip package folder mounted read-only: $dir"
 done
 
