@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgepose-installed
 
-.PHONY: install demo test test-fast bench fresh-check clean help
+.PHONY: install demo test bench soak clean help
 
 help:
 	@echo "make demo    install, then run edgepose on a sample video and show the MQTT messages"
 	@echo "make test    install, then run the whole test suite"
 	@echo "make bench   run the benchmarks in benchmarks/ (not part of the tests)"
+	@echo "make soak    10 minutes on the sample video against a local broker, memory growth reported"
 	@echo "make install install system packages (Debian) and the .venv only"
 	@echo "make fresh-check  run demo and test in a clean Debian root (debootstrap + chroot; root, minutes)"
 
@@ -26,7 +27,10 @@ test: install
 	OPENVINO_TELEMETRY=0 $(VENV)/bin/pytest -q -ra
 
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do [ $$b = benchmarks/soak.py ] && continue; echo "== $$b"; $(PY) $$b || exit 1; done
+
+soak: install
+	$(PY) benchmarks/soak.py --minutes 10
 
 # Not part of CI: debootstraps a clean Debian bookworm and runs `make demo` and `make test` in it (needs root).
 fresh-check:

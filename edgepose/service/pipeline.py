@@ -1,11 +1,9 @@
 """The run loop: capture -> inference -> grouping -> tracking -> sinks, with bounded queues between threads.
 
-Threads:
-  * capture: pulls frames from the source. In latency mode it hands them to the worker through a queue of
-    one; in throughput mode it submits them straight to OpenVINO's async queue (which blocks while every
-    request is busy — the back-pressure that keeps memory bounded).
-  * worker: latency mode runs inference, then post-processing; throughput mode post-processes completed
-    requests in frame order.
+Latency mode runs on one thread: take the source's next frame (live sources hand over the newest), infer
+synchronously, post-process, publish. Throughput mode has two: capture submits frames to OpenVINO's async
+queue (blocking while every request is busy, and bounded by a semaphore, so memory stays bounded) and a
+worker post-processes completed requests in submission order.
 Post-processing = decode (Numba) -> track -> build the message -> sinks. Sinks never block on the network
 (the MQTT sink queues), so a broker outage cannot stall capture.
 """
@@ -94,7 +92,7 @@ class Pipeline:
     """Runs one source through one model until the source ends, ``max_frames`` is reached or ``stop()``.
 
     ``post`` turns (frame, NetOutput, inference_ms) into a FrameResult (decode + track) and ``emit`` delivers
-    it (messages, video, snapshots); both run on the worker thread, in frame order.
+    it (messages, video, snapshots); both run on one thread, in frame order.
     """
 
     def __init__(self, source, model, *, post: Callable[[Frame, NetOutput, float], FrameResult],
@@ -123,39 +121,40 @@ class Pipeline:
         return int(getattr(self.source, "dropped", 0))
 
     def run(self) -> RunStats:
-        throughput = self.model.mode == "throughput"
-        inbox: queue.Queue = queue.Queue(maxsize=1 if not throughput else 0)
-        worker = threading.Thread(target=self._guard, args=(self._worker_throughput if throughput
-                                                            else self._worker_latency, inbox),
-                                  name="edgepose-worker", daemon=True)
-        worker.start()
-        try:
-            self._capture(inbox, throughput)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below after the worker drains
-            self._error = self._error or exc
-        finally:
-            inbox.put(_END)
-            while worker.is_alive():
-                worker.join(0.2)
-        if self._error is not None:
-            raise self._error
+        if self.model.mode == "throughput":
+            self._run_throughput()
+        else:
+            self._run_latency()
         return self.stats
 
-    # -- threads ------------------------------------------------------------------------------------------
-    def _guard(self, target, inbox) -> None:
-        try:
-            target(inbox)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._error = exc
-            self._stop.set()
-            self.source.close()
-
-    def _capture(self, inbox: queue.Queue, throughput: bool) -> None:
+    def _frames(self):
+        """Frames until the source ends, ``stop()`` or ``max_frames``; prints the status line on the way."""
         last_status = time.monotonic()
         for frame in self.source:
             if self._stop.is_set() or self._error is not None:
-                break
-            if throughput:
+                return
+            yield frame
+            self._submitted += 1
+            if self.status and time.monotonic() - last_status >= self.status_interval_s:
+                last_status = time.monotonic()
+                self.status(self.status_figures())
+            if self.max_frames is not None and self._submitted >= self.max_frames:
+                return
+
+    def _run_latency(self) -> None:
+        # One thread: each frame the source hands over (the newest, for live sources) goes straight to inference,
+        # so capture->publish latency is one inference plus grouping; GStreamer decodes in its own threads.
+        for frame in self._frames():
+            t0 = time.perf_counter()
+            out = self.model.infer(frame.image)
+            self._deliver(frame, out, (time.perf_counter() - t0) * 1e3)
+
+    def _run_throughput(self) -> None:
+        inbox: queue.Queue = queue.Queue()
+        worker = threading.Thread(target=self._guard, args=(inbox,), name="edgepose-worker", daemon=True)
+        worker.start()
+        try:
+            for frame in self._frames():
                 # Bound frames in flight + awaiting post-processing, so a slow decoder cannot pile up memory.
                 while not self._slots.acquire(timeout=0.2):
                     if self._stop.is_set() or self._error is not None:
@@ -163,22 +162,21 @@ class Pipeline:
                 data = (self._submitted, frame, time.perf_counter())
                 self.model.submit(frame.image, data,
                                   lambda out, d: inbox.put((d, out, (time.perf_counter() - d[2]) * 1e3)))
-            else:
-                inbox.put(frame)
-            self._submitted += 1
-            if self.status and time.monotonic() - last_status >= self.status_interval_s:
-                last_status = time.monotonic()
-                self.status(self.status_figures())
-            if self.max_frames is not None and self._submitted >= self.max_frames:
-                break
-        if throughput:
+        finally:
             self.model.wait_all()
+            inbox.put(_END)
+            while worker.is_alive():
+                worker.join(0.2)
+            if self._error is not None:
+                raise self._error
 
-    def _worker_latency(self, inbox: queue.Queue) -> None:
-        while (frame := inbox.get()) is not _END:
-            t0 = time.perf_counter()
-            out = self.model.infer(frame.image)
-            self._deliver(frame, out, (time.perf_counter() - t0) * 1e3)
+    def _guard(self, inbox: queue.Queue) -> None:
+        try:
+            self._worker_throughput(inbox)
+        except BaseException as exc:  # noqa: BLE001 - handed to the capture thread
+            self._error = exc
+            self._stop.set()
+            self.source.close()
 
     def _worker_throughput(self, inbox: queue.Queue) -> None:
         # Requests complete out of order; publish in submission order so subscribers see a monotonic stream.
