@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgepose-installed
 
-.PHONY: install demo test bench soak clean help
+.PHONY: install demo test bench soak fresh-check clean help
 
 help:
 	@echo "make demo    install, then run edgepose on a sample video and show the MQTT messages"

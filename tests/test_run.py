@@ -162,3 +162,27 @@ def test_service_stops_on_request(h4_ir, tmp_path):
     figures = run(cfg, status=False, stop_event=stop)["live"]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert figures["frames"] == sum(1 for m in lines if isinstance(m.get("people"), list)) > 0
+
+
+@pytest.mark.slow
+def test_two_sources_share_one_model(h4_ir, video_classroom, video_aisle, tmp_path, monkeypatch):
+    """Several sources in one process: one PoseModel (compiled once per frame size), every frame of each published."""
+    from edgepose.config import load_config
+    from edgepose.inference import openvino as ov_backend
+    from edgepose.service.run import run
+
+    compiles = []
+    original = ov_backend.PoseModel._compile
+    monkeypatch.setattr(ov_backend.PoseModel, "_compile", lambda self, w, h: compiles.append((w, h)) or original(self, w, h))
+    out = tmp_path / "two.jsonl"
+    cfg = load_config(None, {"sources": [{"id": "room", "source": str(video_classroom)},
+                                         {"id": "aisle", "source": str(video_aisle)}],
+                             "model": {"name": str(h4_ir)}, "output": str(out), "snapshot": {"enabled": False}})
+    figures = run(cfg, max_frames=6, status=False)
+    per_source: dict[str, list[int]] = {}
+    for m in map(json.loads, out.read_text().splitlines()):
+        if isinstance(m.get("people"), list):
+            per_source.setdefault(m["source_id"], []).append(m["frame_index"])
+    assert per_source == {"room": list(range(6)), "aisle": list(range(6))}
+    assert figures["room"]["frames"] == figures["aisle"]["frames"] == 6
+    assert compiles == [(704, 384)]  # both videos are 480x270: one network size, compiled once
