@@ -20,17 +20,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from edgepose.types import Frame, NetOutput, Poses
 
 log = logging.getLogger(__name__)
 
 _END = object()
-
-
-def percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else 0.0
 
 
 @dataclass
@@ -49,43 +43,40 @@ class FrameResult:
 class RunStats:
     """Rolling figures for the status line, the ``stats`` topic and the metrics endpoint."""
 
+    STAGES = ("inference", "decode", "total")
+
     def __init__(self, window: int = 300):
         self.started = time.monotonic()
         self.frames = 0
         self.people = 0
-        self.people_max = 0
         self._t = deque(maxlen=window)
-        self._inference = deque(maxlen=window)
-        self._decode = deque(maxlen=window)
-        self._total = deque(maxlen=window)
+        self._samples = {stage: deque(maxlen=window) for stage in self.STAGES}
         self._lock = threading.Lock()
 
     def add(self, result: FrameResult) -> None:
         with self._lock:
             self.frames += 1
             self.people = len(result.poses)
-            self.people_max = max(self.people_max, self.people)
             self._t.append(time.monotonic())
-            self._inference.append(result.inference_ms)
-            self._decode.append(result.decode_ms)
-            self._total.append(result.total_ms)
+            for stage, ms in zip(self.STAGES, (result.inference_ms, result.decode_ms, result.total_ms)):
+                self._samples[stage].append(ms)
+
+    def samples(self) -> dict[str, list[float]]:
+        """Recent per-stage latencies in ms (for p50/p90)."""
+        with self._lock:
+            return {stage: list(values) for stage, values in self._samples.items()}
 
     def snapshot(self) -> dict:
+        from edgepose.publish.message import percentiles
+
         with self._lock:
             t = list(self._t)
             fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-            return {
-                "frames": self.frames,
-                "fps": round(fps, 2),
-                "people": self.people,
-                "inference_ms": {"p50": round(percentile(self._inference, 50), 2),
-                                 "p90": round(percentile(self._inference, 90), 2)},
-                "decode_ms": {"p50": round(percentile(self._decode, 50), 2),
-                              "p90": round(percentile(self._decode, 90), 2)},
-                "total_ms": {"p50": round(percentile(self._total, 50), 2),
-                             "p90": round(percentile(self._total, 90), 2)},
-                "uptime_s": round(time.monotonic() - self.started, 1),
-            }
+            figures = {"frames": self.frames, "fps": round(fps, 2), "people": self.people,
+                       "uptime_s": round(time.monotonic() - self.started, 1)}
+        for stage, values in self.samples().items():
+            figures[f"{stage}_ms"] = {k: v or 0.0 for k, v in percentiles(values).items()}
+        return figures
 
 
 class Pipeline:

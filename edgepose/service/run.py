@@ -174,11 +174,9 @@ class SourceWorker:
 
         if self.pipeline is None:
             return
-        stats = self.pipeline.stats
         fig = self.pipeline.status_figures()
         msg = stats_message(
-            source_id=self.id, wall_time_ns=time.time_ns(), fps=fig["fps"],
-            latency_ms={"inference": list(stats._inference), "decode": list(stats._decode), "total": list(stats._total)},
+            source_id=self.id, wall_time_ns=time.time_ns(), fps=fig["fps"], latency_ms=self.pipeline.stats.samples(),
             frames=fig["frames"], dropped_frames=fig["dropped"], people=fig["people"], model=self.model_name,
             device=self.cfg.inference.device, uptime_s=fig["uptime_s"],
             extra={"publish": self.sink.delivery_stats(self.id)})
