@@ -28,7 +28,10 @@ def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> N
         v = get_variant(variant)
     except ValueError as exc:
         raise EdgeposeError(str(exc)) from None
-    from edgepose.train.export import export_variant
+    try:
+        from edgepose.train.export import export_variant
+    except ImportError as exc:
+        raise EdgeposeError(f"export needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
 
     xml = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
                          calib_images=calib, seed=seed)

@@ -169,14 +169,17 @@ def export_variant(
     precision = precision.upper()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "INT8" and calib_images is None:
-        raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
+    frames = None
+    if precision == "INT8":  # read the calibration set first: a bad folder fails before minutes of work
+        if calib_images is None:
+            raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
+        side = variant.test_short_side
+        frames = calibration_frames(calib_images, (side, side))
     net, source = _network(variant, weights, random_init, seed, drop_stride2_tags)
 
     model = to_openvino(net)
-    if precision == "INT8":
-        hw = (variant.test_short_side, variant.test_short_side)
-        model = quantize_int8(model, calibration_frames(calib_images, hw))
+    if frames is not None:
+        model = quantize_int8(model, frames)
 
     def write(tmp: Path) -> dict:
         ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
