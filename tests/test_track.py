@@ -249,7 +249,7 @@ VISITS = 6
 @pytest.mark.slow
 def test_walking_person_keeps_one_id_on_real_video(video_one_by_one):
     cv2 = pytest.importorskip("cv2")
-    from movenet import MoveNet
+    from edgepose.train.teacher import MoveNet
 
     detect = MoveNet(shared_path("models", "movenet-multipose", "movenet-multipose.xml"))
     tracker = Tracker("oks")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from edgepose.errors import EdgeposeError
@@ -76,3 +78,34 @@ def plot(run_dir, output) -> None:
     from edgepose.train.plot import plot_run
 
     click.echo(f"wrote {plot_run(run_dir, output)}")
+
+
+@train.command("pseudo-label")
+@click.option("--teacher", required=True, type=click.Path(exists=True), help="MoveNet MultiPose IR folder or .xml.")
+@click.option("--images", "image_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of images to label (recursive; repeatable).")
+@click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Video to sample frames from (repeatable).")
+@click.option("--stride", type=click.IntRange(min=1), default=4, show_default=True, help="Take every N-th video frame.")
+@click.option("--frames-dir", type=click.Path(file_okay=False), help="Where video frames go [OUT's folder/frames].")
+@click.option("--keep-real", type=click.Path(exists=True, dir_okay=False), help="Real COCO json kept as it is.")
+@click.option("--real-images", type=click.Path(exists=True, file_okay=False), help="Its images [its folder/images].")
+@click.option("--real-ids", help="Keep only these image ids of --keep-real (comma-separated).")
+@click.option("--skip-real-ids", help="Leave out these image ids of --keep-real (a held-out split).")
+@click.option("--exclude", multiple=True, help="Glob of image paths (relative to their --images folder) to skip.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="COCO json to write.")
+def pseudo_label(teacher, image_dirs, videos, stride, frames_dir, keep_real, real_images, real_ids, skip_real_ids,
+                 exclude, out) -> None:
+    """Label images and video frames with the MoveNet teacher as COCO keypoints (file names relative to OUT's folder)."""
+    from tqdm import tqdm
+
+    from edgepose.train.pseudo import parse_ids, pseudo_label as run
+    from edgepose.train.teacher import MoveNet
+
+    summary = run(MoveNet(teacher).multiscale, out, images=image_dirs, videos=videos, stride=stride,
+                  frames_dir=frames_dir, keep_real=keep_real, real_images=real_images, real_ids=parse_ids(real_ids),
+                  skip_real_ids=parse_ids(skip_real_ids) or (), exclude=exclude,
+                  progress=lambda it: tqdm(it, desc="labelling", unit="image"))
+    click.echo(f"wrote {out}: {summary['images']} images, {summary['people']} pseudo-labelled people "
+               f"({summary['ignored']} ignore regions), {summary['real_annotations']} real annotations kept; "
+               f"train with --ann {out} --images {os.path.dirname(out) or '.'}")
