@@ -44,7 +44,7 @@ def plot_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
 
     for name in ("push", "pull"):
         ax_ae.plot(step, _column(steps, name), lw=0.8, label=f"{name} (x factor)")
-    ax_ae.set(yscale="symlog", xlabel="step", title="associative embedding")
+    ax_ae.set(yscale="log", xlabel="step", title="associative embedding")
     ax_ae.legend(fontsize=7)
     lr_axis = ax_ae.twinx()
     lr_axis.plot(step, _column(steps, "lr"), "g--", lw=0.8)
