@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgepose.errors import ModelError
+from edgepose.eval.coco import evaluate, image_list, poses_to_coco
 from edgepose.track.distances import oks_distance
 from edgepose.types import NUM_JOINTS, Poses
 
@@ -85,3 +86,30 @@ class MoveNet:
         """People with person score >= min_score at one scale, joints in frame pixels."""
         poses, _ = self.detect(image_bgr, size)
         return poses[poses.score >= min_score]
+
+
+def teacher_error(teacher: Poses, teacher_box: np.ndarray, student: Poses, *, joint_conf: float = 0.3,
+                  student_joint_conf: float = 0.1) -> float | None:
+    """How far a student's keypoints lie from one teacher person: the smallest, over the student's people, of
+    the mean joint distance divided by the teacher box height, counting joints the teacher scores >=
+    ``joint_conf`` and the student >= ``student_joint_conf``. ``teacher`` holds that one person; None when no
+    student person shares a confident joint with it."""
+    if len(teacher) != 1:
+        raise ValueError(f"teacher_error compares one teacher person, got {len(teacher)}")
+    height = max(float(teacher_box[3] - teacher_box[1]), 1.0)
+    both = (teacher.conf[0] >= joint_conf)[None] & (student.conf >= student_joint_conf)  # (n, 17)
+    dist = np.linalg.norm(student.xy - teacher.xy[0][None], axis=-1)  # (n, 17)
+    errors = [dist[i][both[i]].mean() / height for i in range(len(student)) if both[i].any()]
+    return min(errors) if errors else None
+
+
+def teacher_ap(teacher: MoveNet, ann_file: str | Path, images_dir: str | Path,
+               sizes: tuple[int, ...] = SIZES) -> dict[str, float]:
+    """COCO keypoint metrics (``edgepose.eval.coco``) of the teacher on an annotated image folder: every person
+    slot kept (as COCO AP wants), scales merged by OKS-NMS, result score = person score."""
+    images = image_list(ann_file, images_dir)
+    results = []
+    for image_id, path in images:
+        poses, _ = teacher.multiscale(cv2.imread(str(path), cv2.IMREAD_COLOR), sizes)
+        results += poses_to_coco(image_id, poses)
+    return evaluate(ann_file, results, image_ids=[i for i, _ in images])
