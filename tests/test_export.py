@@ -95,7 +95,8 @@ def test_h4_parity_landscape_and_portrait(h4_ir, frame):
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n != "H-4"])
 def test_fp32_parity_every_variant(name, frame, tmp_path):
     xml = export_variant(name, tmp_path / name, random_init=True, seed=0)
-    assert_parity(xml, name, frame)
+    small = cv2.resize(frame[0], (192, 128), interpolation=cv2.INTER_AREA)[None]  # the larger nets, kept quick
+    assert_parity(xml, name, small)
 
 
 def test_fp16_relative_error(h4_ir, frame, tmp_path):
@@ -111,7 +112,7 @@ def test_fp16_relative_error(h4_ir, frame, tmp_path):
 
 @pytest.mark.slow
 def test_int8_quantised_on_real_images(coco_mini, frame, tmp_path):
-    calib = sorted((coco_mini / "images").glob("*.jpg"))[:4]
+    calib = sorted((coco_mini / "images").glob("*.jpg"))[:2]
     xml = export_variant("H-4", tmp_path / "int8", random_init=True, precision="INT8", calib_images=calib)
     model = ov.Core().read_model(str(xml))
     assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()) > 50

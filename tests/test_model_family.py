@@ -200,3 +200,16 @@ def test_training_step_uses_drop_connect_and_reaches_every_parameter():
         model.eval()
         a, b = model(x)[0], model(x)[0]
     assert not torch.equal(again, out0.detach()) and torch.equal(a, b)
+
+
+def test_model_cards_are_rendered_from_the_verified_numbers():
+    """models/*.md are generated (python -m edgepose.train.cards models); regenerate after changing the table."""
+    from conftest import REPO
+
+    from edgepose.train.cards import render_cards
+
+    for rel, text in render_cards().items():
+        path = REPO / "models" / rel
+        assert path.read_text() == text, f"{path} is stale: run python -m edgepose.train.cards models"
+    family = (REPO / "models" / "README.md").read_text()
+    assert "19,725,359" in family and "2,764,706" in family and "get_model_summary" in family
