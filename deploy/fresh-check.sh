@@ -85,7 +85,10 @@ mount -t sysfs sysfs "$ROOT/sys" && MOUNTS+=("$ROOT/sys")
 bind /dev /dev
 bind /dev/pts /dev/pts
 mount -t tmpfs tmpfs "$ROOT/dev/shm" && MOUNTS+=("$ROOT/dev/shm")
+# debootstrap writes no /etc/hosts; an installed Debian has one, and "localhost" must resolve (the browser tests'
+# WebDriver connects to it).
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+[ -e "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 # Local certificate authorities (a site's HTTPS proxy, say) belong to the network, like resolv.conf.
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
