@@ -182,9 +182,10 @@ def bad_checkpoints(tmp_path) -> dict:
         (["--variant", "H-4", "--random-init", "--precision", "INT8"], "INT8 export needs calibration images"),
         (["--variant", "H-4", "--random-init", "--precision", "INT8", "--calib", "{missing}"],
          "calibration folder"),
+        (["--variant", "H-4", "--random-init", "--format", "onnx", "--precision", "FP16"], "FP32 only"),
     ],
     ids=["unknown-variant", "no-weights", "both", "missing", "corrupt", "not-weights", "wrong-shapes", "int8-no-calib",
-         "int8-bad-calib"],
+         "int8-bad-calib", "onnx-fp16"],
 )
 def test_cli_bad_input_one_error_line_nothing_written(args, message, bad_checkpoints, tmp_path, capsys):
     out_parent = tmp_path / "models"

@@ -14,8 +14,8 @@ from edgepose.errors import EdgeposeError
 @click.option("--precision", type=click.Choice(["FP32", "FP16", "INT8"], case_sensitive=False), default="FP32",
               show_default=True)
 @click.option("--calib", type=click.Path(file_okay=False), help="Folder of real images for INT8 calibration.")
-@click.option("--format", "fmt", type=click.Choice(["openvino"]), default="openvino", show_default=True,
-              help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["openvino", "onnx"]), default="openvino", show_default=True,
+              help="openvino: IR for the default backend; onnx: model.onnx for ONNX Runtime (FP32 only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, e.g. models/NAME/.")
 def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> None:
@@ -28,11 +28,16 @@ def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> N
         v = get_variant(variant)
     except ValueError as exc:
         raise EdgeposeError(str(exc)) from None
+    if fmt == "onnx" and precision.upper() != "FP32":
+        raise EdgeposeError("--format onnx writes FP32 only (TensorRT picks FP16/INT8 itself); drop --precision")
     try:
-        from edgepose.train.export import export_variant
+        from edgepose.train.export import export_onnx, export_variant
     except ImportError as exc:
         raise EdgeposeError(f"export needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
 
-    xml = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
-                         calib_images=calib, seed=seed)
-    click.echo(f"wrote {xml} ({v.name}, {precision.upper()}, {fmt})")
+    if fmt == "onnx":
+        path = export_onnx(v, out, weights=weights, random_init=random_init, seed=seed)
+    else:
+        path = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
+                              calib_images=calib, seed=seed)
+    click.echo(f"wrote {path} ({v.name}, {precision.upper()}, {fmt})")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
-from edgepose.train.counting import count_params_macs
+from edgepose.train import counting
 from edgepose.variants import VARIANTS, Variant
+
+count_params_macs = lru_cache(maxsize=None)(counting.count_params_macs)  # each variant is counted once
 
 PARTS = ("backbone", "transitions", "stage2", "stage3", "stage4", "head")
 LICENCE = (
