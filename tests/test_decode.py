@@ -58,6 +58,21 @@ def test_matches_reference_on_random_inputs(seed):
         assert_same(heat, tags)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_refinement_ties_across_segments_match_reference(seed):
+    """Maps several row segments wide with quantised heatmaps (dense, and sparse: mostly exact zeros) and
+    half-integer tags, so refinement meets equal scores in different segments and rounding ties (distance k + 0.5):
+    the first pixel in row-major order must win, as np.argmax, whatever order the map is searched in."""
+    rng = np.random.default_rng(100 + seed)
+    for case in range(6):
+        h, w = rng.integers(20, 90, 2)
+        heat = rng.integers(0, 3, (17, h, w)).astype(np.float32) / 2
+        if case % 2:
+            heat *= rng.random(heat.shape) < 0.02
+        tags = rng.integers(0, 7, (17, h, w, 1 + case % 3)).astype(np.float32) / 2
+        assert_same(heat, tags)
+
+
 @pytest.mark.parametrize(
     "params",
     [

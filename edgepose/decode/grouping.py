@@ -133,6 +133,10 @@ def linear_sum_assignment(cost):
 def _is_peak(hm, y, x, value, radius):
     """True when no pixel of the (2r+1)^2 window around (y, x), clipped at the border, exceeds value."""
     h, w = hm.shape
+    # Most pixels above the threshold sit on the slope of a peak: a higher left/right neighbour rejects them
+    # before the whole window is read.
+    if radius > 0 and ((x > 0 and hm[y, x - 1] > value) or (x + 1 < w and hm[y, x + 1] > value)):
+        return False
     for yy in range(max(y - radius, 0), min(y + radius + 1, h)):
         for xx in range(max(x - radius, 0), min(x + radius + 1, w)):
             if hm[yy, xx] > value:
@@ -140,46 +144,62 @@ def _is_peak(hm, y, x, value, radius):
     return True
 
 
-_CHUNK = 64  # pixels of a row tested at once (vectorised) before looking at any of them individually
+# Maps are summarised per row segment of this many pixels: the candidate scan skips segments whose max is below
+# the threshold, and refinement ranks segments by their max. 32 keeps the max vectorised and the segments small
+# enough that their tag ranges stay tight.
+_SEG = 32
+
+
+# Max is exact under any flags; fastmath lets LLVM vectorise the reduction, and inlining keeps the
+# constant-length loop visible to it (a call per segment costs as much as the maximum itself).
+@njit(cache=True, fastmath=True, inline="always")
+def _row_max(row, x0, x1):
+    """max(row[x0:x1]) (x0 < x1)."""
+    m = row[x0]
+    if x1 - x0 == _SEG:  # a constant trip count: LLVM unrolls it into a few SIMD max instructions
+        for k in range(_SEG):
+            m = max(m, row[x0 + k])
+        return m
+    for x in range(x0 + 1, x1):
+        m = max(m, row[x])
+    return m
 
 
 @njit(cache=True)
-def _f32_floor(threshold):
-    """The largest float32 <= threshold: ``v >= floor`` is then a superset test of ``v > threshold``."""
-    t32 = np.float32(threshold)
-    if t32 > threshold:
-        t32 = np.nextafter(t32, np.float32(-np.inf))
-    return t32
-
-
-@njit(cache=True)
-def _count_at_least(row, x0, x1, floor):
-    """How many of row[x0:x1] are >= floor; branch-free float32 compares so LLVM vectorises it."""
-    count = 0
-    for x in range(x0, x1):
-        count += row[x] >= floor
-    return count
+def _segment_maxima(maps):
+    """(J, H, ceil(W / _SEG)) float32: the max of every row segment of every map."""
+    nj, h, w = maps.shape
+    nsx = (w + _SEG - 1) // _SEG
+    out = np.empty((nj, h, nsx), np.float32)
+    for j in range(nj):
+        for y in range(h):
+            for s in range(nsx):
+                out[j, y, s] = _row_max(maps[j, y], s * _SEG, min(s * _SEG + _SEG, w))
+    return out
 
 
 @njit(cache=True)
 def _candidates(peaks, do_nms, radius, top_k, threshold):
-    """Per joint the top_k peaks above threshold: values (J, K) f32, flat positions (J, K), counts (J,)."""
+    """Per joint the top_k peaks above threshold: values (J, K) f32, flat positions (J, K), counts (J,),
+    and the row-segment maxima of ``peaks`` (as ``_segment_maxima``), computed on the way."""
     nj, h, w = peaks.shape
     vals = np.zeros((nj, top_k), np.float32)
     pos = np.full((nj, top_k), -1, np.int64)
     count = np.zeros(nj, np.int64)
-    floor = _f32_floor(threshold)
+    nsx = (w + _SEG - 1) // _SEG
+    seg_max = np.empty((nj, h, nsx), np.float32)
     for j in range(nj):
         hm = peaks[j]
         n = 0
         for y in range(h):
             row = hm[y]
-            # Most of a heatmap is background: skip rows, then chunks, with nothing above the threshold.
-            if _count_at_least(row, 0, w, floor) == 0:
-                continue
-            for x0 in range(0, w, _CHUNK):
-                x1 = min(x0 + _CHUNK, w)
-                if _count_at_least(row, x0, x1, floor) == 0:
+            for s in range(nsx):
+                x0 = s * _SEG
+                x1 = min(x0 + _SEG, w)
+                m = _row_max(row, x0, x1)
+                seg_max[j, y, s] = m
+                # Most of a heatmap is background: nothing in this segment passes the threshold or the k-th value.
+                if m <= threshold or (n == top_k and m <= vals[j, n - 1]):
                     continue
                 for x in range(x0, x1):
                     value = row[x]
@@ -198,7 +218,7 @@ def _candidates(peaks, do_nms, radius, top_k, threshold):
                     if n < top_k:
                         n += 1
         count[j] = n
-    return vals, pos, count
+    return vals, pos, count, seg_max
 
 
 @njit(cache=True)
@@ -262,20 +282,37 @@ def _match(tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_peo
     return joint_pos[:n_people], joint_val[:n_people], tag_sum[:n_people], tag_cnt[:n_people]
 
 
+_TILE_ROWS = 8  # refinement orders 8-row stacks of segments: 8x fewer to sort than single segments
+
+
 @njit(cache=True)
-def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
-    """Fill missing joints in place (xy, conf), one pass over each joint's map for all people missing it."""
+def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
+    """Fill missing joints in place (xy, conf): each goes to the first argmax (row-major) of
+    ``det[j] - round(|tag - person mean tag|)``, without scanning the whole map.
+
+    A pixel's score is at most its heatmap value (the rounded distance is >= 0), so a row segment whose max
+    (``seg_max``, (J, H, S)) is below the best score found so far holds no better pixel. Per joint, tiles of
+    _TILE_ROWS segments are visited in descending order of their max, and a person's search stops at the first
+    tile below its best, so only regions that can hold the answer are looked at. A segment's tag box
+    (per-dimension min/max) bounds the distance of all its pixels, so most segments are dismissed without reading
+    their pixels. The tile order and the boxes are built lazily, once per joint, shared by all people missing it.
+    Equal scores resolve to the lower row-major index wherever they are found, so the visiting order does not
+    change the result.
+    """
     nj, h, w, nl = tags.shape
     n = joint_pos.shape[0]
     mean = np.empty((n, nl))
     for p in range(n):
         mean[p] = tag_sum[p] / tag_cnt[p]
-    lower = np.empty(n)
-    nsx = (w + _CHUNK - 1) // _CHUNK
-    seg_max = np.empty((h, nsx), np.float32)
-    tmin = np.empty((h, nsx, nl), np.float32)
-    tmax = np.empty((h, nsx, nl), np.float32)
-    bound = np.empty((h, nsx))
+    nsx = seg_max.shape[2]
+    nty = (h + _TILE_ROWS - 1) // _TILE_ROWS
+    n_tiles = nty * nsx
+    tile_max = np.empty(n_tiles, np.float32)
+    heap = np.empty(n_tiles, np.int64)
+    order = np.empty(n_tiles, np.int64)  # tiles popped from the heap so far: descending max
+    box_lo = np.empty((h, nsx, nl), np.float32)
+    box_hi = np.empty((h, nsx, nl), np.float32)
+    box_of = np.full((h, nsx), -1, np.int64)  # the joint whose tags box_lo/hi hold
     best = np.empty(n)
     best_pos = np.empty(n, np.int64)
     for j in range(nj):
@@ -284,48 +321,70 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
             continue
         hm = det[j]
         tg = tags[j]
-        # A lower bound on each person's maximum, from pixels likely to score well: the joint's own candidates
-        # and the person's other joints. Pixels whose heatmap value is below it cannot win (score <= heatmap).
+        sm = seg_max[j]
+        # Start each search from pixels likely to score well, the joint's candidates and the person's other
+        # joints, so that it stops early; tiles below the weakest such start are left out of the order.
+        floor = _INF
         for q in need:
-            lb = -_INF
+            best[q] = -_INF
+            best_pos[q] = -1
             for k in range(cand_n[j] + nj):
                 flat = cand_pos[j, k] if k < cand_n[j] else joint_pos[q, k - cand_n[j]]
                 if flat >= 0:
-                    lb = max(lb, _refine_score(hm, tg, flat // w, flat % w, mean[q]))
-            lower[q] = lb
-        # Per 64-pixel row segment: max heatmap value and tag box. A pixel's score is at most the segment's
-        # max heatmap value - round(distance from the person's mean tag to the box), so segments whose bound is
-        # below the person's best score so far cannot hold its maximum.
-        for y in range(h):
-            for si in range(nsx):
-                x0 = si * _CHUNK
-                seg_max[y, si] = _segment_box(hm[y], tg[y], x0, min(x0 + _CHUNK, w), tmin[y, si], tmax[y, si])
+                    _offer(hm, tg, flat // w, flat % w, mean, q, best, best_pos)
+            floor = min(floor, best[q])
+        n_heap = 0
+        for t in range(n_tiles):
+            y0 = (t // nsx) * _TILE_ROWS
+            m = sm[y0, t % nsx]
+            for y in range(y0 + 1, min(y0 + _TILE_ROWS, h)):
+                m = max(m, sm[y, t % nsx])
+            tile_max[t] = m
+            if m >= floor:
+                heap[n_heap] = t
+                n_heap += 1
+        for i in range(n_heap // 2 - 1, -1, -1):
+            _sift_down(heap, n_heap, i, tile_max)
+        n_order = 0
         for q in need:
-            for y in range(h):
-                for si in range(nsx):
-                    s = 0.0
-                    for l in range(nl):
-                        gap = max(tmin[y, si, l] - mean[q, l], mean[q, l] - tmax[y, si, l], 0.0)
-                        s += gap * gap
-                    bound[y, si] = np.float64(seg_max[y, si]) - np.rint(np.sqrt(s))
-            # Raise the lower bound with the most promising segment first, then scan row-major.
-            k = np.argmax(bound)
-            y, si = k // nsx, k % nsx
-            if bound[y, si] >= lower[q]:
-                lower[q] = max(lower[q], _segment_best(hm, tg, y, si * _CHUNK, min(si * _CHUNK + _CHUNK, w),
-                                                       mean[q], -_INF)[0])
-            best[q] = -_INF
-            best_pos[q] = -1
-            for y in range(h):
-                for si in range(nsx):
-                    # Only a strictly higher score can replace the best so far.
-                    if bound[y, si] < lower[q] or bound[y, si] <= best[q]:
+            i = 0
+            while True:
+                if i == n_order:
+                    if n_heap == 0:
+                        break
+                    order[n_order] = heap[0]
+                    n_order += 1
+                    n_heap -= 1
+                    heap[0] = heap[n_heap]
+                    _sift_down(heap, n_heap, 0, tile_max)
+                t = order[i]
+                i += 1
+                # Equal is not enough to stop: a pixel scoring exactly the best but earlier in row-major order wins.
+                if tile_max[t] < best[q]:
+                    break
+                sx = t % nsx
+                x0 = sx * _SEG
+                x1 = min(x0 + _SEG, w)
+                y0 = (t // nsx) * _TILE_ROWS
+                for y in range(y0, min(y0 + _TILE_ROWS, h)):
+                    top = np.float64(sm[y, sx])
+                    if top < best[q]:
                         continue
-                    x0 = si * _CHUNK
-                    value, at = _segment_best(hm, tg, y, x0, min(x0 + _CHUNK, w), mean[q], max(lower[q], best[q]))
-                    if value > best[q]:  # strict: the first maximum in row-major order wins, like argmax
-                        best[q] = value
-                        best_pos[q] = y * w + at
+                    if box_of[y, sx] != j:
+                        _tag_box(tg, y, x0, x1, box_lo, box_hi, sx)
+                        box_of[y, sx] = j
+                    gap2 = 0.0
+                    for l in range(nl):
+                        lo = np.float64(box_lo[y, sx, l]) - mean[q, l]
+                        hi = mean[q, l] - np.float64(box_hi[y, sx, l])
+                        gap = max(lo, hi, 0.0)
+                        gap2 += gap * gap
+                    bound = top - np.rint(np.sqrt(gap2))
+                    if bound < best[q] or (bound == best[q] and y * w + x0 > best_pos[q]):
+                        continue
+                    for x in range(x0, x1):
+                        if hm[y, x] >= best[q]:
+                            _offer(hm, tg, y, x, mean, q, best, best_pos)
         for q in need:
             y, x = best_pos[q] // w, best_pos[q] % w
             if hm[y, x] > 0:
@@ -335,44 +394,49 @@ def _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n,
                 conf[q, j] = hm[y, x]
 
 
-@njit(cache=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; lets LLVM vectorise the reductions
-def _segment_box(hm_row, tag_row, x0, x1, tmin, tmax):
-    """Max heatmap value of row[x0:x1]; per-dimension tag min/max of the same pixels into tmin, tmax."""
-    seg_max = hm_row[x0]
-    for x in range(x0 + 1, x1):
-        seg_max = max(seg_max, hm_row[x])
-    for l in range(tag_row.shape[1]):
-        lo = tag_row[x0, l]
-        hi = lo
-        for x in range(x0 + 1, x1):
-            lo = min(lo, tag_row[x, l])
-            hi = max(hi, tag_row[x, l])
-        tmin[l] = lo
-        tmax[l] = hi
-    return seg_max
-
-
 @njit(cache=True)
-def _segment_best(hm, tg, y, x0, x1, mean, floor):
-    """(best score, its x) over row y, x0 <= x < x1, looking only at pixels whose heatmap value >= floor."""
-    best = -_INF
-    at = -1
-    for x in range(x0, x1):
-        if hm[y, x] >= floor:
-            score = _refine_score(hm, tg, y, x, mean)
-            if score > best:
-                best = score
-                at = x
-    return best, at
-
-
-@njit(cache=True)
-def _refine_score(hm, tg, y, x, mean):
+def _offer(hm, tg, y, x, mean, q, best, best_pos):
+    """Make pixel (y, x) person q's best if it scores higher, or equal and earlier in row-major order (argmax)."""
     s = 0.0
-    for l in range(mean.shape[0]):
-        d = tg[y, x, l] - mean[l]
+    for l in range(mean.shape[1]):
+        d = np.float64(tg[y, x, l]) - mean[q, l]
         s += d * d
-    return np.float64(hm[y, x]) - np.rint(np.sqrt(s))
+    score = np.float64(hm[y, x]) - np.rint(np.sqrt(s))
+    flat = y * hm.shape[1] + x
+    if score > best[q] or (score == best[q] and flat < best_pos[q]):
+        best[q] = score
+        best_pos[q] = flat
+
+
+@njit(cache=True)
+def _sift_down(heap, n, i, key):
+    """Restore the max-heap property (by key[heap[.]]) below position i of heap[:n]."""
+    item = heap[i]
+    k = key[item]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and key[heap[c + 1]] > key[heap[c]]:
+            c += 1
+        if key[heap[c]] <= k:
+            break
+        heap[i] = heap[c]
+        i = c
+    heap[i] = item
+
+
+@njit(cache=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; min/max are exact under these flags
+def _tag_box(tg, y, x0, x1, lo, hi, sx):
+    """Per-dimension min and max of tg[y, x0:x1] into lo[y, sx], hi[y, sx]."""
+    for l in range(tg.shape[2]):
+        a = tg[y, x0, l]
+        b = a
+        for x in range(x0 + 1, x1):
+            a = min(a, tg[y, x, l])
+            b = max(b, tg[y, x, l])
+        lo[y, sx, l] = a
+        hi[y, sx, l] = b
 
 
 @njit(cache=True)
@@ -380,13 +444,13 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
                  use_detection_val, ignore_too_much, adjust, refine, joint_order):
     """The whole grouping on validated, C-contiguous float32 arrays.
 
-    peaks (J, H, W): where candidates are looked for (max-pool NMS applied here when do_nms).
-    det (J, H, W): heatmap values used for the quarter-pixel adjustment and refinement (== peaks unless the
-        network applied NMS itself). tags (J, H, W, L). joint_order: int64 (J,).
+    peaks (J, H, W): where candidates are looked for; with do_nms this must be det itself (max-pool NMS is
+        applied here), without it the network's NMS-ed map.
+    det (J, H, W): heatmap values used for the quarter-pixel adjustment and refinement. tags (J, H, W, L). joint_order: int64 (J,).
     Returns xy (n, J, 2) f32 heatmap pixels, conf (n, J) f32, score (n,) f32.
     """
     nj, h, w = det.shape
-    cand_val, cand_pos, cand_n = _candidates(peaks, do_nms, nms_kernel // 2, top_k, detection_threshold)
+    cand_val, cand_pos, cand_n, seg_max = _candidates(peaks, do_nms, nms_kernel // 2, top_k, detection_threshold)
     joint_pos, joint_val, tag_sum, tag_cnt = _match(
         tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_people, use_detection_val,
         ignore_too_much,
@@ -414,7 +478,9 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
                 xy[p, j, 1] = y
         score[p] = total / nj
     if refine and n > 0:
-        _refine(det, tags, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
+        if not do_nms:  # peaks is the network's NMS-ed map: refinement needs the maxima of det itself
+            seg_max = _segment_maxima(det)
+        _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
     return xy, conf, score
 
 
