@@ -14,6 +14,13 @@ CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "
                   "max_rotation", "min_scale", "max_scale", "max_translate", "flip")
 
 
+def _epochs(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of epochs, e.g. 200,260") from None
+
+
 @click.group(invoke_without_command=True)
 @click.option("--variant", help="H0, H-1, H-2, H-3 or H-4.")
 @click.option("--ann", type=click.Path(exists=True, dir_okay=False), help="COCO person-keypoints json.")
@@ -25,8 +32,7 @@ CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "
 @click.option("--input-size", type=click.IntRange(min=32), help="Square input side, multiple of 32 [variant's].")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3].")
 @click.option("--weight-decay", type=float, help="Adam L2 weight decay [1e-4]; 0 = official code's behaviour.")
-@click.option("--milestones", callback=lambda c, p, v: v and tuple(int(x) for x in v.split(",")),
-              help="Epochs where lr is multiplied by 0.1 [200,260].")
+@click.option("--milestones", callback=lambda c, p, v: v and _epochs(v), help="Epochs where lr is x0.1 [200,260].")
 @click.option("--freeze-backbone", is_flag=True, default=None, help="Do not train the EfficientNet backbone.")
 @click.option("--seed", type=int, help="Seed of init, data order and augmentation [0].")
 @click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
