@@ -20,7 +20,8 @@ import cv2  # noqa: E402
 from edgepose.cli import main  # noqa: E402
 from edgepose.errors import ModelError  # noqa: E402
 from edgepose.train import InferenceHead, build_model, export_variant, randomize  # noqa: E402
-from edgepose.train.export import MEAN_RGB, STD_RGB, sha256_file  # noqa: E402
+from edgepose.inference.common import file_sha256  # noqa: E402
+from edgepose.train.export import MEAN_RGB, STD_RGB  # noqa: E402
 from edgepose.types import JOINT_NAMES  # noqa: E402
 from edgepose.variants import VARIANTS, get_variant  # noqa: E402
 
@@ -80,7 +81,7 @@ def test_h4_ir_contract(h4_ir):
         "outputs": {"heatmaps": {"stride": 2}, "embeddings": {"stride": 2}}, "nms_in_graph": False,
         "normalisation": {"mean": list(MEAN_RGB), "std": list(STD_RGB), "rgb": True},
         "joints": list(JOINT_NAMES), "precision": "FP32", "weights": "random-init seed 0",
-        "params": v.true_params, "macs": v.true_macs, "sha256": sha256_file(h4_ir.with_suffix(".bin")),
+        "params": v.true_params, "macs": v.true_macs, "sha256": file_sha256(h4_ir.with_suffix(".bin")),
     }
     assert sorted(p.name for p in h4_ir.parent.iterdir()) == ["model.bin", "model.json", "model.xml"]
 
@@ -150,8 +151,8 @@ def test_cli_export_from_checkpoint_into_existing_folder(h4_ir, tmp_path, capsys
     main(["export", "--variant", "h4", "--weights", str(ckpt), "--out", str(out)])  # returns on success
     assert capsys.readouterr().out == f"wrote {out / 'model.xml'} (H-4, FP32, openvino)\n"
     card = json.loads((out / "model.json").read_text())
-    assert card["weights"] == f"checkpoint:h4.pth sha256 {sha256_file(ckpt)}"
-    assert card["sha256"] == sha256_file(h4_ir.with_suffix(".bin"))
+    assert card["weights"] == f"checkpoint:h4.pth sha256 {file_sha256(ckpt)}"
+    assert card["sha256"] == file_sha256(h4_ir.with_suffix(".bin"))
     assert (out / "README.md").read_text() == "my notes\n"
     assert sorted(p.name for p in out.parent.iterdir()) == ["h4"]  # no temporary folder left
 

@@ -12,7 +12,6 @@ Runtime (TensorRT/CUDA on NVIDIA Jetson); there the normalisation is part of the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from edgepose.errors import ModelError
+from edgepose.inference.common import file_sha256
 from edgepose.types import JOINT_NAMES
 from edgepose.variants import Variant, get_variant
 
@@ -40,14 +40,6 @@ PRECISIONS = ("FP32", "FP16", "INT8")
 EXAMPLE_HW = (128, 192)
 CALIB_SUBSET = 16  # images NNCF calibrates on; post-training quantisation of BN-folded convs needs few
 CALIB_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def to_openvino(net: torch.nn.Module):
@@ -183,7 +175,7 @@ def export_variant(
 
     def write(tmp: Path) -> dict:
         ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
-        return card(variant, precision, source, sha256_file(tmp / "model.bin"), trained_input_size(weights))
+        return card(variant, precision, source, file_sha256(tmp / "model.bin"), trained_input_size(weights))
 
     _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
     return Path(out_dir) / "model.xml"
@@ -242,7 +234,7 @@ def export_onnx(
                 dynamic_axes={"image": {1: "height", 2: "width"}, "heatmaps": spatial, "embeddings": spatial},
             )
         onnx.checker.check_model(str(tmp / "model.onnx"))
-        info = card(variant, "FP32", source, sha256_file(tmp / "model.onnx"), trained_input_size(weights))
+        info = card(variant, "FP32", source, file_sha256(tmp / "model.onnx"), trained_input_size(weights))
         return dict(info, format=ONNX_CARD_FORMAT, opset=opset)
 
     _write_export(Path(out_dir), ONNX_CARD_FORMAT, ("model.onnx",), write)
@@ -267,7 +259,7 @@ def _network(variant: Variant, weights, random_init: bool, seed: int, drop_strid
             load_official_state_dict(net, state, drop_stride2_tags=drop_stride2_tags)
         except ValueError as exc:
             raise ModelError(f"{weights}: {exc}") from exc
-        source = f"checkpoint:{Path(weights).name} sha256 {sha256_file(Path(weights))}"
+        source = f"checkpoint:{Path(weights).name} sha256 {file_sha256(Path(weights))}"
     return net.eval(), source
 
 
