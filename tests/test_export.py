@@ -167,7 +167,13 @@ def bad_checkpoints(tmp_path) -> dict:
     torch.save({k: torch.zeros(v.shape) for k, v in h3.state_dict().items()}, wrong)
     not_weights = tmp_path / "opt.pth"
     torch.save({"epoch": 3, "lr": 0.001}, not_weights)
-    return {"corrupt": corrupt, "wrong": wrong, "not_weights": not_weights, "missing": tmp_path / "nope.pth"}
+    with torch.device("meta"):
+        h4 = build_model("H-4")
+    tags = tmp_path / "tags.pth"  # trained with WITH_AE_LOSS [True, True]: 34 channels in final_layers.1
+    torch.save({k: torch.zeros((34, *v.shape[1:]) if k.startswith("final_layers.1.") else v.shape)
+                for k, v in h4.state_dict().items()}, tags)
+    return {"corrupt": corrupt, "wrong": wrong, "not_weights": not_weights, "tags": tags,
+            "missing": tmp_path / "nope.pth"}
 
 
 @pytest.mark.parametrize(
@@ -184,9 +190,10 @@ def bad_checkpoints(tmp_path) -> dict:
         (["--variant", "H-4", "--random-init", "--precision", "INT8", "--calib", "{missing}"],
          "calibration folder"),
         (["--variant", "H-4", "--random-init", "--format", "onnx", "--precision", "FP16"], "FP32 only"),
+        (["--variant", "H-4", "--weights", "{tags}"], "(edgepose export --drop-stride2-tags) to keep its 17 heatmap"),
     ],
     ids=["unknown-variant", "no-weights", "both", "missing", "corrupt", "not-weights", "wrong-shapes", "int8-no-calib",
-         "int8-bad-calib", "onnx-fp16"],
+         "int8-bad-calib", "onnx-fp16", "stride2-tags"],
 )
 def test_cli_bad_input_one_error_line_nothing_written(args, message, bad_checkpoints, tmp_path, capsys):
     out_parent = tmp_path / "models"

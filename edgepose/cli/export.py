@@ -16,9 +16,11 @@ from edgepose.errors import EdgeposeError
 @click.option("--calib", type=click.Path(file_okay=False), help="Folder of real images for INT8 calibration.")
 @click.option("--format", "fmt", type=click.Choice(["openvino", "onnx"]), default="openvino", show_default=True,
               help="openvino: IR for the default backend; onnx: model.onnx for ONNX Runtime (FP32 only).")
+@click.option("--drop-stride2-tags", is_flag=True,
+              help="Checkpoint trained with WITH_AE_LOSS [True, True]: keep final_layers.1's 17 heatmaps only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, e.g. models/NAME/.")
-def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> None:
+def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_tags, seed, out) -> None:
     """Write OUT/model.xml, model.bin and model.json:  edgepose export --variant H-4 --weights W.pth --out DIR"""
     from edgepose.variants import get_variant
 
@@ -36,8 +38,9 @@ def export(variant, weights, random_init, precision, calib, fmt, seed, out) -> N
         raise EdgeposeError(f"export needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
 
     if fmt == "onnx":
-        path = export_onnx(v, out, weights=weights, random_init=random_init, seed=seed)
+        path = export_onnx(v, out, weights=weights, random_init=random_init, seed=seed,
+                           drop_stride2_tags=drop_stride2_tags)
     else:
         path = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
-                              calib_images=calib, seed=seed)
+                              calib_images=calib, seed=seed, drop_stride2_tags=drop_stride2_tags)
     click.echo(f"wrote {path} ({v.name}, {precision.upper()}, {fmt})")

@@ -95,7 +95,7 @@ def load_official_state_dict(model: nn.Module, state_dict: Mapping, *, drop_stri
         hint = ""
         if any(m.startswith(STRIDE2_HEAD) and f"[{2 * NUM_JOINTS}," in m for m in mismatched):
             hint = (" final_layers.1 has 34 channels: the checkpoint was trained with LOSS.WITH_AE_LOSS[1]; "
-                    "pass drop_stride2_tags=True to keep its 17 heatmap channels.")
+                    "pass drop_stride2_tags=True (edgepose export --drop-stride2-tags) to keep its 17 heatmap channels.")
         variant = getattr(getattr(model, "variant", None), "name", "this model")
         fits = fitting_variant(given)
         advice = (f" The checkpoint is an EfficientHRNet {fits}: use variant {fits}." if fits
