@@ -111,7 +111,7 @@ edgepose run --model models/efficienthrnet-h-4/ --source rtsp://camera/stream
 with its `best_state_dict`) or one written by `edgepose train`. In Python, `load_official_state_dict(model,
 state_dict)` copies every tensor exactly once and names any missing, unexpected or mis-shaped key. Checkpoints
 trained with `LOSS.WITH_AE_LOSS: [True, True]` carry 34 channels in `final_layers.1`; pass
-`drop_stride2_tags=True` to keep its 17 heatmaps. `--random-init` exports seeded random weights for speed tests.
+`--drop-stride2-tags` (`drop_stride2_tags=True`) to keep its 17 heatmaps. `--random-init` exports seeded random weights for speed tests.
 
 ## What an export contains
 
