@@ -59,7 +59,10 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
 
     if cfg.model.name != "auto":
         xml = registry.resolve(cfg.model.name)
-        return ModelChoice(cfg.model.name if not cfg.model.name.endswith(".xml") else xml.parent.name, xml)
+        # A path names the model by its folder (exports are <name>/model.xml) or its file stem (Intel's IRs).
+        is_path = xml.name in cfg.model.name or Path(cfg.model.name).expanduser().exists()
+        name = (xml.parent.name if xml.stem == "model" else xml.stem) if is_path else cfg.model.name
+        return ModelChoice(name, xml)
     from edgepose.registry.profiler import DEFAULT_SIZE, profile_models, select
 
     local = registry.local_models()
