@@ -108,6 +108,8 @@ class DashboardServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    # Closing must not wait for a browser's open connection: the page keeps no state on the server.
+    block_on_close = False
 
     def __init__(self, config: DashboardConfig, topic_prefix: str = "edgepose"):
         self.files = _static_files()
