@@ -91,6 +91,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.variant = get_variant(self.variant).name
+        # Absolute paths: a resumed run must find its data from whatever folder it is resumed in.
+        for name in ("ann", "images", "val_ann", "val_images", "init_weights"):
+            if getattr(self, name):
+                setattr(self, name, str(Path(getattr(self, name)).resolve()))
         self.milestones = tuple(int(m) for m in self.milestones)
         if self.input_size is None:
             self.input_size = get_variant(self.variant).input_size
@@ -346,7 +350,7 @@ class Trainer:
         if self.cfg.val_every:
             if metrics is None:
                 return False
-            better = not self.best or metrics["AP"] > self.best["value"]
+            better = not self.best or metrics["AP"] >= self.best["value"]  # on a tie, the more trained weights
             record = {"metric": "AP", "value": metrics["AP"], "epoch": self.epoch}
         else:
             better = not self.best or row["loss"] < self.best["value"]
