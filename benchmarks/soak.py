@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Soak: `edgepose run` on the sample video in a loop for a while, publishing to a real local Mosquitto,
-with the process's resident memory (RSS) sampled; reports the growth after warm-up (goal <= 5 %).
+"""Soak: one `edgepose run` on the sample video looping (--loop) for a while, publishing to a real local
+Mosquitto, with the process's resident memory (RSS) sampled; reports the growth after warm-up (goal <= 5 %).
 
     python benchmarks/soak.py [--minutes 10] [--model MODEL.xml] [--video FILE]
 """
@@ -56,23 +56,20 @@ def main() -> int:
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n")
     broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)])
     time.sleep(0.5)
-    cfg = load_config(None, {"sources": [{"id": "soak", "source": args.video}], "model": {"name": model},
+    cfg = load_config(None, {"sources": [{"id": "soak", "source": args.video, "loop": True}], "model": {"name": model},
                              "mqtt": {"url": f"mqtt://127.0.0.1:{port}"}})
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def sample():
         t0 = time.monotonic()
-        while not stop.wait(5.0):
+        while not stop.wait(5.0):  # the same event ends the run
             samples.append((time.monotonic() - t0, rss_mb()))
 
     threading.Thread(target=sample, daemon=True).start()
-    deadline = time.monotonic() + args.minutes * 60
-    loops = frames = 0
+    threading.Timer(args.minutes * 60, stop.set).start()
     try:
-        while time.monotonic() < deadline:
-            frames += run(cfg, status=False)["soak"]["frames"]
-            loops += 1
+        frames = run(cfg, status=False, stop_event=stop)["soak"]["frames"]
     finally:
         stop.set()
         broker.terminate()
@@ -82,7 +79,7 @@ def main() -> int:
         print("run longer to get RSS samples")
         return 1
     growth = (warm[-1] - warm[0]) / warm[0] * 100
-    print(f"{loops} loops, {frames} frames in {args.minutes:g} min; RSS after warm-up {warm[0]:.0f} MB -> "
+    print(f"{frames} frames in {args.minutes:g} min; RSS after warm-up {warm[0]:.0f} MB -> "
           f"{warm[-1]:.0f} MB (max {max(warm):.0f} MB): growth {growth:+.1f} % (goal <= 5 %)")
     return 0
 

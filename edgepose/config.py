@@ -48,6 +48,7 @@ class SourceConfig(_Section):
         None, description="Named GStreamer template from pipelines/ or a custom launch string; None picks one."
     )
     realtime: bool = Field(False, description="Read files at their frame rate, dropping frames like a live camera.")
+    loop: bool = Field(False, description="Start a video file again at its end (demo sites, soak tests).")
 
 
 class ModelConfig(_Section):

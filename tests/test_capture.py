@@ -418,3 +418,17 @@ def test_latest_slot_keeps_newest_and_counts_drops():
     assert slot.take(1) == (3, "d")
     start = time.monotonic()
     assert slot.take(5) is None and time.monotonic() - start < 0.5  # closed: no waiting
+
+
+def test_loop_restarts_a_file_and_keeps_counting(video_classroom):
+    """--loop: classroom.mp4 has 45 frames; reading 100 goes round it twice more, indices 0..99."""
+    with open_source(video_classroom, loop=True) as src:
+        frames = [f for _, f in zip(range(100), src)]
+    assert [f.index for f in frames] == list(range(100))
+    first, again = frames[0].image.astype(int), frames[45].image.astype(int)
+    assert np.abs(first - again).mean() < 2  # frame 45 is the first frame again
+
+
+def test_loop_is_for_files_only():
+    with pytest.raises(SourceError, match="--loop only applies to video files"):
+        open_source("test", loop=True)

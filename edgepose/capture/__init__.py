@@ -51,6 +51,7 @@ def open_source(
     spec: SourceSpec | str | int,
     *,
     realtime: bool = False,
+    loop: bool = False,
     pipeline: str | None = None,
     width: int | None = None,
     height: int | None = None,
@@ -62,7 +63,8 @@ def open_source(
     """Open a source and return its ``FrameSource`` (already delivering: the first frame has arrived).
 
     spec: a ``SourceSpec`` or anything ``parse_source`` accepts. realtime: read a file at its own frame rate,
-        dropping frames the consumer is too slow for (live sources always do). pipeline: a template name,
+        dropping frames the consumer is too slow for (live sources always do). loop: start a file again at
+        its end, indices counting on (demo sites, soak tests; GStreamer only). pipeline: a template name,
         a ``.pipeline`` file or a custom gst-launch string (GStreamer only). width/height/fps: the size and
         rate to deliver. backend: "auto" (GStreamer, else OpenCV with a warning), "gstreamer" or "opencv".
         latency_ms: RTSP jitter buffer. timeout: seconds without a frame before a ``SourceError``.
@@ -74,20 +76,23 @@ def open_source(
         raise SourceError(f"unknown capture backend {backend!r} — use one of {', '.join(BACKENDS)}")
     if timeout <= 0:
         raise SourceError(f"timeout must be positive, got {timeout}")
+    if loop and spec.live:
+        raise SourceError(f"{spec.display} is live; --loop only applies to video files")
     if backend != "opencv":
         ok, why = gstreamer_available()
         if ok:
             from edgepose.capture.gstreamer import GstFrameSource
 
             description = build_pipeline(spec, pipeline, width=width, height=height, fps=fps, latency_ms=latency_ms)
-            source = GstFrameSource(spec, description, realtime=realtime, timeout=timeout)
+            source = GstFrameSource(spec, description, realtime=realtime, timeout=timeout, loop=loop)
             log.debug("capture pipeline: %s", source.description)
             return source
         if backend == "gstreamer":
             raise SourceError(f"GStreamer is not available ({why}) — run `make install`, or use the OpenCV backend")
         log.warning("GStreamer (PyGObject) is not available (%s); capturing with OpenCV instead", why)
-    if pipeline is not None:
-        raise SourceError("--pipeline needs GStreamer, which is not in use — install PyGObject or drop --pipeline")
+    if pipeline is not None or loop:
+        option = "--pipeline" if pipeline is not None else "--loop"
+        raise SourceError(f"{option} needs GStreamer, which is not in use — install PyGObject or drop {option}")
     from edgepose.capture.opencv import CvFrameSource
 
     return CvFrameSource(spec, realtime=realtime, width=width, height=height, fps=fps, timeout=timeout)

@@ -52,8 +52,10 @@ _OPEN_ERRORS = ("OPEN_READ", "OPEN_READ_WRITE", "OPEN_WRITE", "READ", "BUSY", "S
 class GstFrameSource(FrameSource):
     """Frames from a gst-launch pipeline ending in ``appsink name=sink`` (see ``templates.build_pipeline``)."""
 
-    def __init__(self, spec: SourceSpec, description: str, *, realtime: bool = False, timeout: float = 10.0):
+    def __init__(self, spec: SourceSpec, description: str, *, realtime: bool = False, timeout: float = 10.0,
+                 loop: bool = False):
         super().__init__(spec, description, timeout)
+        self._loop = loop
         self._eos = False
         self._pulled = 0
         self._caps = None
@@ -114,9 +116,20 @@ class GstFrameSource(FrameSource):
             self._poll_bus()
             if self._eos:
                 got = self._take(0)  # a last frame may have landed between the wait and the EOS
-                return self._frame(*got) if got is not None else None
+                if got is not None:
+                    return self._frame(*got)
+                if self._loop and self._rewind():
+                    started = time.monotonic()
+                    continue
+                return None
             self._check_timeout(started)
         return None
+
+    def _rewind(self) -> bool:
+        """Seek a finished file back to its start (``loop``); frame indices keep counting up."""
+        self._eos = False
+        flags = Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT
+        return bool(self._pipeline.seek_simple(Gst.Format.TIME, flags, 0))
 
     def _take(self, wait_s: float) -> tuple | None:
         """(sample, index, capture monotonic ns or None, wall ns or None) if one comes within ``wait_s``."""

@@ -25,6 +25,7 @@ def default_source_id(source: str) -> str:
 @click.option("--source-id", metavar="ID", help="Name in MQTT topics [default: cam<N>, the file name, or 'test'].")
 @click.option("--pipeline", metavar="NAME|STRING", help="GStreamer template from pipelines/ or a custom launch string.")
 @click.option("--realtime", is_flag=True, default=None, help="Read files at their own frame rate, dropping late frames.")
+@click.option("--loop", is_flag=True, help="Start a video file again at its end (runs until stopped).")
 @click.option("--model", "model_name", metavar="M",
               help="'auto' (default: the most accurate local model that meets --target-fps here, chosen by "
                    "profiling), a variant (H0..H-4), a model name (see `edgepose models list`) or an .xml path.")
@@ -46,7 +47,7 @@ def default_source_id(source: str) -> str:
 @click.option("--no-snapshot", is_flag=True, help="Publish no JPEG snapshots (privacy-sensitive sites).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML configuration file.")
 @click.option("-q", "--quiet", is_flag=True, help="No periodic status line on stderr.")
-def run(camera, source, source_id, pipeline, realtime, model_name, target_fps, max_latency_ms, explain, reprofile,
+def run(camera, source, source_id, pipeline, realtime, loop, model_name, target_fps, max_latency_ms, explain, reprofile,
         device, backend, mode, mqtt_url, output, save, max_frames, metrics_port, no_track, no_snapshot, config_file,
         quiet):
     """Capture frames, estimate poses and publish skeletons.
@@ -68,7 +69,7 @@ def run(camera, source, source_id, pipeline, realtime, model_name, target_fps, m
     if camera is not None or source is not None:
         src = str(camera) if camera is not None else source
         overrides["sources"] = [{"id": source_id or default_source_id(src), "source": src,
-                                 "pipeline": pipeline, "realtime": bool(realtime)}]
+                                 "pipeline": pipeline, "realtime": bool(realtime), "loop": loop}]
     if no_track:
         overrides["tracking"] = {"enabled": False}
     if no_snapshot:

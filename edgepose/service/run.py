@@ -203,7 +203,7 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
     with ExitStack() as stack:
         sources = {}
         for s in cfg.sources:
-            src = open_source(s.source, realtime=s.realtime, pipeline=s.pipeline)
+            src = open_source(s.source, realtime=s.realtime, loop=s.loop, pipeline=s.pipeline)
             stack.callback(src.close)
             sources[s.id] = src
         first = next(iter(sources.values()))
