@@ -8,7 +8,7 @@ The pipeline runs the whole path (GStreamer decode, resize, inference, Numba gro
 messages to a JSON-lines file); "bare" feeds the same frames, already decoded, to the same compiled model.
 
     python benchmarks/pipeline.py [--model MODEL.xml] [--video FILE] [--frames 150]
-Without --model, H-4 is exported with random weights into a temp dir (needs the train extra).
+Without --model: the shipped edgepose-h4, else H-4 exported with random weights (needs the train extra).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import SAMPLES, default_model
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
-    ap.add_argument("--video", default=str(REPO.parent / "shared/data/video/one-by-one-person-detection.mp4"))
+    ap.add_argument("--video", default=str(SAMPLES / "one-by-one-person-detection.mp4"))
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--device", default="CPU")
     args = ap.parse_args()
@@ -40,11 +40,7 @@ def main() -> int:
     from edgepose.service.run import run
 
     tmp = Path(tempfile.mkdtemp(prefix="edgepose-bench-"))
-    model = args.model
-    if model is None:
-        from edgepose.train.export import export_variant
-
-        model = str(export_variant("H-4", tmp / "h4", random_init=True))
+    model = args.model or default_model(tmp)
     if not Path(args.video).exists():
         sys.exit(f"video not found: {args.video} (pass --video)")
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import SAMPLES, default_model
 
 
 def rss_mb() -> float:
@@ -38,7 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--model")
-    ap.add_argument("--video", default=str(REPO.parent / "shared/data/video/store-aisle-detection.mp4"))
+    ap.add_argument("--video", default=str(SAMPLES / "store-aisle-detection.mp4"))
     args = ap.parse_args()
     os.environ.setdefault("OPENVINO_TELEMETRY", "0")
 
@@ -46,11 +46,7 @@ def main() -> int:
     from edgepose.service.run import run
 
     tmp = Path(tempfile.mkdtemp(prefix="edgepose-soak-"))
-    model = args.model
-    if model is None:
-        from edgepose.train.export import export_variant
-
-        model = str(export_variant("H-4", tmp / "h4", random_init=True))
+    model = args.model or default_model(tmp)
     port = free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n")

@@ -56,6 +56,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def model_file(path: str | Path, suffix: str, missing_hint: str) -> Path:
+    """The ``suffix`` model file a user named by itself or by its folder (which must hold exactly one)."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob(f"*{suffix}"))
+        if len(candidates) != 1:
+            raise ModelError(f"{path} holds {len(candidates)} {suffix} files; pass the model's {suffix} path")
+        path = candidates[0]
+    if not path.exists():
+        raise ModelError(f"model file not found: {path} ({missing_hint})")
+    return path
+
+
 def read_card(model_file: Path, weights: Path, card_format: str) -> dict | None:
     """The ``model.json`` beside ``model_file`` (None if there is none), checked against ``weights``.
 

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.common import Geometry, ModelInfo, card_info, check_image, read_card
+from edgepose.inference.common import Geometry, ModelInfo, card_info, check_image, model_file, read_card
 from edgepose.types import NetOutput
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,7 @@ THROUGHPUT_JOBS = 2  # frames in flight: one runs while the next is resized and 
 
 def read_onnx_info(path: str | Path) -> ModelInfo:
     """Identify an edgepose ONNX export (``model.onnx`` or its folder) and read its card."""
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.onnx"))
-        if len(candidates) != 1:
-            raise ModelError(f"{path} holds {len(candidates)} .onnx files; pass the model's .onnx path")
-        path = candidates[0]
-    if not path.exists():
-        raise ModelError(f"model file not found: {path} (export one with `edgepose export --format onnx`)")
+    path = model_file(path, ".onnx", "export one with `edgepose export --format onnx`")
     if path.suffix != ".onnx":
         raise ModelError(f"{path} is not an .onnx file: the onnxruntime backend runs `edgepose export --format "
                          "onnx` models; use the openvino backend for IRs")

@@ -28,6 +28,7 @@ from edgepose.inference.common import (  # noqa: F401 - network_size, file_sha25
     card_info,
     check_image,
     file_sha256,
+    model_file,
     network_size,
     read_card,
 )
@@ -40,15 +41,7 @@ MODES = ("latency", "throughput")
 
 def read_model_info(xml: str | Path) -> ModelInfo:
     """Identify a pose IR and read its card, without compiling it."""
-    xml = Path(xml)
-    if xml.is_dir():
-        candidates = sorted(xml.glob("*.xml"))
-        if len(candidates) != 1:
-            raise ModelError(f"{xml} holds {len(candidates)} .xml files; pass the model's .xml path")
-        xml = candidates[0]
-    if not xml.exists():
-        raise ModelError(f"model file not found: {xml} (pass an .xml path, a model name or 'auto'; "
-                         "see `edgepose models list`)")
+    xml = model_file(xml, ".xml", "pass an .xml path, a model name or 'auto'; see `edgepose models list`")
     if xml.suffix != ".xml":
         raise ModelError(f"{xml} is not an OpenVINO IR .xml file")
     if not xml.with_suffix(".bin").exists():
