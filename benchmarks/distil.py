@@ -1,15 +1,18 @@
 """How close the shipped edgepose-h4 comes to its MoveNet teacher on one-by-one-person-detection.mp4.
 
-    .venv/bin/python benchmarks/distil.py [--model models/edgepose-h4] [--stride 2] [--save-frame out.jpg]
+    .venv/bin/python benchmarks/distil.py [--model models/edgepose-h4] [--start 0 --stride 2] [--save-frame F.jpg]
+                                          [--teacher-ap ANN IMAGES]
 
 Over the frames where the teacher (256 + 512 px, OKS-NMS) sees a person with score >= 0.3, prints:
   * found: the fraction where edgepose's own runtime path (PoseModel + decode) returns a person with score
-    >= 0.1 (the decoder's detection threshold) (goal >= 90 %);
+    >= 0.1, the decoder's detection threshold (goal >= 90 %);
   * error: the mean distance of its keypoints to the teacher's (the student person closest to the teacher's
-    best person, joints confident on both sides), as a fraction of the teacher's box height (goal <= 10 %).
-It also prints how often the model reports such a person on frames where the teacher sees nobody (best
-person score < 0.1): false alarms. Frames are read every ``--stride`` frames. ``--teacher-ap ANN IMAGES`` also prints the teacher's COCO keypoint
-AP on that split (edgepose.eval.coco), to set beside ``edgepose eval`` of the model. Needs the train extra (the teacher lives in edgepose.train).
+    best person, joints confident on both sides), as a fraction of the teacher's box height (goal <= 10 %);
+  * false alarms: frames where the teacher sees nobody (best score < 0.1) but the model reports a person.
+Frames are taken every ``--stride`` from ``--start``. edgepose-h4's pseudo-labels used frames 0, 4, 8, ... of
+this video, so ``--start 2 --stride 4`` measures on frames it never saw. ``--teacher-ap`` also prints the
+teacher's COCO keypoint AP on a split (edgepose.eval.coco), to set beside ``edgepose eval`` of the model.
+Needs the train extra (the teacher lives in edgepose.train).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main() -> None:
     ap.add_argument("--video", default=str(VIDEO))
     ap.add_argument("--teacher", default=str(TEACHER))
     ap.add_argument("--stride", type=int, default=2, help="use every N-th frame")
+    ap.add_argument("--start", type=int, default=0, help="first frame (--start 2 --stride 4: frames never trained on)")
     ap.add_argument("--save-frame", help="write the student's poses on the median-error frame to this JPEG")
     ap.add_argument("--teacher-ap", nargs=2, metavar=("ANN", "IMAGES"), help="also print the teacher's AP here")
     args = ap.parse_args()
@@ -53,7 +57,7 @@ def main() -> None:
         metrics = teacher_ap(teacher, *args.teacher_ap)
         print(f"teacher on {args.teacher_ap[0]}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     cap = cv2.VideoCapture(args.video)
-    seen = found = empty = false_alarms = 0
+    processed = seen = found = empty = false_alarms = 0
     errors: list[tuple[float, int]] = []
     t_student = 0.0
     index = 0
@@ -61,7 +65,8 @@ def main() -> None:
         ok = cap.grab()
         if not ok:
             break
-        if index % args.stride == 0:
+        if index >= args.start and (index - args.start) % args.stride == 0:
+            processed += 1
             image = cap.retrieve()[1]
             tpose, tbox = teacher.multiscale(image)  # sorted by person score
             best = tpose.score[0] if len(tpose) else 0.0
@@ -83,9 +88,9 @@ def main() -> None:
     if not seen:
         raise SystemExit(f"the teacher saw nobody in {args.video}")
     errs = np.array([e for e, _ in errors])
-    print(f"{Path(args.video).name}: {index} frames, stride {args.stride}: teacher sees a person (>= {TEACHER_SCORE}) "
-          f"in {seen}; model {args.model} on {platform.processor() or platform.machine()}, "
-          f"precision {student.runtime_precision()}, {1e3 * t_student / (index // args.stride + 1):.1f} ms per frame "
+    print(f"{Path(args.video).name}: {index} frames, {processed} used (start {args.start}, stride {args.stride}); "
+          f"teacher sees a person (>= {TEACHER_SCORE}) in {seen}; model {args.model} on {platform.processor() or platform.machine()}, "
+          f"precision {student.runtime_precision()}, {1e3 * t_student / processed:.1f} ms per frame "
           "(inference + decode)")
     print(f"found a person (score >= {STUDENT_SCORE}): {found}/{seen} = {100 * found / seen:.1f} % (goal >= 90 %)")
     print(f"keypoint error / teacher box height over {len(errs)} matched frames: mean {100 * errs.mean():.1f} % "

@@ -102,7 +102,7 @@ def plot(run_dir, output) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="COCO json to write.")
 def pseudo_label(teacher, image_dirs, videos, stride, frames_dir, keep_real, real_images, real_ids, skip_real_ids,
                  exclude, out) -> None:
-    """Label images and video frames with the MoveNet teacher as COCO keypoints (file names relative to OUT's folder)."""
+    """Label images and video frames with the MoveNet teacher as COCO keypoints (file names relative to OUT)."""
     from tqdm import tqdm
 
     from edgepose.train.pseudo import parse_ids, pseudo_label as run

@@ -132,7 +132,8 @@ def _real_part(keep_real: Path, real_images: Path | None, real_ids: set[int] | N
     for im in kept:
         path = folder / im["file_name"]
         if not path.is_file():
-            raise EdgeposeError(f"{path} (image {im['id']} of {keep_real}) is missing: pass its folder with --real-images")
+            raise EdgeposeError(f"{path} (image {im['id']} of {keep_real}) is missing: "
+                                "pass the folder of its images with --real-images")
         paths.append(path)
         out_images.append(im | {"file_name": os.path.relpath(path.resolve(), root)})
     ids = {im["id"] for im in kept}
