@@ -168,3 +168,15 @@ def test_auto_explain_cli(isolated, omz_model):
     assert res.returncode == 0, res.stderr
     assert "human-pose-estimation-0005" in res.stdout and "choice:" in res.stdout
     assert "short of the target" in res.stdout  # 240 fps cannot be met here: the fastest is used, with a warning
+
+
+def test_untrained_exports_rank_last(isolated, h4_ir):
+    """A random-init export keeps the paper's AP in the catalog but must not win --model auto on it."""
+    from edgepose.registry.profiler import expected_ap
+
+    assert expected_ap("efficienthrnet-h-4") == 35.7  # not on this machine: the paper's figure
+    install(h4_ir, isolated, "efficienthrnet-h-4")
+    assert expected_ap("efficienthrnet-h-4") == -1.0
+    profiles = {"efficienthrnet-h-4": prof("efficienthrnet-h-4", 30), "human-pose-estimation-0005": prof(
+        "human-pose-estimation-0005", 20)}
+    assert select(profiles, target_fps=15).name == "human-pose-estimation-0005"

@@ -99,6 +99,15 @@ def find_local(name: str) -> Path | None:
     return None
 
 
+def untrained(xml: Path) -> bool:
+    """True for an export whose card says its weights are random (wiring and speed tests, not accuracy)."""
+    card = xml.parent / "model.json"
+    try:
+        return str(json.loads(card.read_text()).get("weights", "")).startswith("random-init")
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def local_models() -> dict[str, Path]:
     """Known models present on this machine, plus any other model folder found in the model directories."""
     found = {name: p for name in catalog() if (p := find_local(name))}

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgepose.inference import PoseModel
 from edgepose.inference.openvino import file_sha256
-from edgepose.registry.catalog import ModelEntry, catalog
+from edgepose.registry.catalog import ModelEntry, catalog, find_local, untrained
 
 DEFAULT_SIZE = (640, 480)
 
@@ -197,8 +197,11 @@ def profile_models(models: dict[str, Path], *, device: str = "CPU", frame_size: 
 
 
 def expected_ap(name: str, entries: dict[str, ModelEntry] | None = None) -> float:
-    """Expected COCO AP for ranking; models without a published figure rank last."""
+    """Expected COCO AP for ranking; models without a published figure and untrained exports rank last."""
     entry = (entries or catalog()).get(name)
+    local = find_local(name)
+    if local is not None and untrained(local):
+        return -1.0
     return entry.ap if entry and entry.ap is not None else -1.0
 
 
