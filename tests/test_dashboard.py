@@ -265,7 +265,7 @@ def test_real_edgepose_run_shows_live_and_turns_offline_when_killed(
     try:
         browser.get(dashboard_cli)
         state = wait_for(browser, lambda s: (c := s["cards"].get("aisle")) and c["status"] == "online"
-                         and c["snapshot"] and c["fps"] > 0 and c["points"] >= 1, 90,
+                         and c["snapshot"] and (c["fps"] or 0) > 0 and c["points"] >= 1, 90,
                          "a live card from edgepose run (snapshot, fps, chart)")
         assert run.poll() is None, (tmp_path / "run.log").read_text()
         card = state["cards"]["aisle"]

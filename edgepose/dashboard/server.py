@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -136,6 +137,10 @@ class DashboardServer(ThreadingHTTPServer):
         return thread
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     config: DashboardConfig | None = None,
     topic_prefix: str = "edgepose",
@@ -146,10 +151,15 @@ def serve(
     """Serve the dashboard until interrupted. fields override ``config`` (``host=``, ``port=``, ``mqtt_ws=``...).
 
     on_ready(url) runs once the port is bound, before serving (print the URL there). EdgeposeError if the port is
-    taken; KeyboardInterrupt propagates after the socket is closed.
+    taken; SIGINT and SIGTERM (systemd, docker stop) raise KeyboardInterrupt after the socket is closed.
     """
     config = DashboardConfig.model_validate({**(config or DashboardConfig()).model_dump(), **fields})
     server = DashboardServer(config, topic_prefix)
+    if threading.current_thread() is threading.main_thread():
+        # Explicit handlers: a process started from a non-interactive shell in the background inherits an
+        # ignored SIGINT, and SIGTERM would otherwise end it without closing the socket.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupt)
     try:
         if on_ready is not None:
             on_ready(server.url)
