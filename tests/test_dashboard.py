@@ -255,7 +255,10 @@ def test_real_edgepose_run_shows_live_and_turns_offline_when_killed(
 ):
     """`edgepose run` on a real video -> page shows snapshot, skeleton, chart, fps; SIGKILL -> offline."""
     (tmp_path / "edgepose.yaml").write_text(
-        f"sources: [{{id: aisle, source: '{video_aisle}'}}]\n"
+        # Looping at the video's own frame rate, like a camera, until killed; the stand-in weights find
+        # arbitrary 'people', so keep them few for a page that must keep up on a slow machine.
+        f"sources: [{{id: aisle, source: '{video_aisle}', loop: true, realtime: true}}]\n"
+        "decode: {max_people: 3}\n"
         f"model: {{name: '{omz_model}'}}\n"
         f"mqtt: {{url: '{ws_broker.url}', keepalive: {KEEPALIVE}, stats_interval_s: 1}}\n"
         "snapshot: {interval_s: 1}\n"
