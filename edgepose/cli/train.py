@@ -54,14 +54,13 @@ def train(ctx, out, resume, threads, quiet, **options) -> None:
     """Train EfficientHRNet as the paper does: edgepose train --variant H-4 --ann A.json --images DIR --out runs/NAME"""
     if ctx.invoked_subcommand is not None:
         return
-    import torch
-
-    from edgepose.train.loop import TrainConfig, run_training
+    try:
+        from edgepose.train.loop import TrainConfig, run_training
+    except ImportError as exc:
+        raise EdgeposeError(f"training needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
 
     if not out:
         raise EdgeposeError("--out is required: the run folder for checkpoints and logs, e.g. --out runs/h4")
-    if threads:
-        torch.set_num_threads(threads)
     cfg = None
     if not resume:
         if not all(options.get(k) for k in ("variant", "ann", "images")):
@@ -71,7 +70,7 @@ def train(ctx, out, resume, threads, quiet, **options) -> None:
                               freeze_backbone=bool(options["freeze_backbone"]))
         except (KeyError, ValueError) as exc:
             raise EdgeposeError(str(exc).strip("'\"")) from exc
-    best = run_training(out, cfg, resume=resume, epochs=options["epochs"], progress=not quiet)
+    best = run_training(out, cfg, resume=resume, epochs=options["epochs"], progress=not quiet, threads=threads)
     click.echo(f"done: best {best.get('metric')} {best.get('value', float('nan')):.4g} at epoch {best.get('epoch')}; "
                f"weights in {out}/best.pt and {out}/last.pt")
 
