@@ -163,7 +163,7 @@ def persistent_broker(tmp_path):
 
 @pytest.mark.slow
 def test_broker_restart_loses_no_event_and_status_goes_offline_then_online(persistent_broker):
-    config = MqttConfig(url=persistent_broker.url, buffer_size=100, **FAST)
+    config = MqttConfig(url=persistent_broker.url, buffer_size=500, **FAST)
     sub = Collector(config, topic="edgepose/#", client_id="dashboard", persistent=True)
     pub = MqttPublisher(config, ["door"])
     sub.wait(lambda s: s.on("/status") == [b"online"])
@@ -173,14 +173,14 @@ def test_broker_restart_loses_no_event_and_status_goes_offline_then_online(persi
         produced += 1
     sub.wait(lambda s: len(_events(s)) == 10)
     persistent_broker.stop()
-    outage_end = time.monotonic() + 3.0
+    outage_end = time.monotonic() + 10.0  # the ~10 s restart of a production broker
     while time.monotonic() < outage_end:  # events keep coming while the broker is away; none may block
         t0 = time.perf_counter()
         pub.publish_event("door", _event(produced))
         pub.publish_poses("door", {"people": []})
         assert time.perf_counter() - t0 < 0.05
         produced += 1
-        time.sleep(0.05)
+        time.sleep(0.1)
     stats = pub.stats("door")
     assert not stats["connected"] and stats["buffered"] == produced - 10 and stats["events_dropped"] == 0
     assert stats["poses_dropped"] == produced - 10  # QoS-0 poses are not kept
