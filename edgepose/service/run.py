@@ -1,6 +1,6 @@
 """``edgepose run``: wires configuration, sources, the shared model, grouping, tracking and sinks together.
 
-Startup fails fast with one clear error (model, then sources, then broker) before any frame is processed.
+Startup fails fast with one clear error (sources, then model, then broker) before any frame is processed.
 SIGINT/SIGTERM stop capture; frames in flight are still published, then the sinks close (MQTT publishes
 ``offline`` and flushes queued QoS-1 messages) and the cameras are released.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -208,6 +209,8 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
             sources[s.id] = src
         first = next(iter(sources.values()))
         choice = model or choose_model(cfg, first.size, reprofile=reprofile)
+        if status and choice.explanation:
+            print(f"edgepose: --model auto chose {choice.explanation}", file=sys.stderr, flush=True)
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
         pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
                                 cache_dir=cache_dir(cfg), precision_hint=hint, backend=cfg.inference.backend)
