@@ -316,7 +316,7 @@ def test_page_logs_in_with_credentials_from_the_server_config(browser, auth_brok
         server.start()
         try:
             browser.get(server.url)
-            state = wait_for(browser, lambda s: s["broker"] == expected, 15, f"broker state {expected}")
+            wait_for(browser, lambda s: s["broker"] == expected, 15, f"broker state {expected}")
             if expected == "refused":
                 assert "not authorized" in browser.find_element("id", "broker").text
         finally:

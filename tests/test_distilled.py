@@ -23,7 +23,8 @@ from edgepose import decode  # noqa: E402
 from edgepose.cli import cli  # noqa: E402
 from edgepose.errors import ModelError  # noqa: E402
 from edgepose.inference import PoseModel  # noqa: E402
-from edgepose.inference.openvino import file_sha256, read_model_info  # noqa: E402
+from edgepose.inference.common import file_sha256  # noqa: E402
+from edgepose.inference.openvino import read_model_info  # noqa: E402
 from edgepose.registry.catalog import catalog, find_local  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "edgepose-h4"

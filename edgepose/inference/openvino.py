@@ -22,14 +22,12 @@ from typing import Callable
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.common import (  # noqa: F401 - network_size, file_sha256 are imported from here too
+from edgepose.inference.common import (
     Geometry,
     ModelInfo,
     card_info,
     check_image,
-    file_sha256,
     model_file,
-    network_size,
     read_card,
 )
 from edgepose.types import NetOutput

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from edgepose.inference import PoseModel
-from edgepose.inference.openvino import file_sha256
+from edgepose.inference.common import file_sha256
 from edgepose.registry.catalog import ModelEntry, catalog, find_local, untrained
 
 DEFAULT_SIZE = (640, 480)
