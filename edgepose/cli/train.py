@@ -11,7 +11,7 @@ from edgepose.errors import EdgeposeError
 # Options left unset fall back to TrainConfig's defaults (the official recipe), the one place they live.
 CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "lr", "weight_decay", "milestones",
                   "seed", "workers", "device", "init_weights", "val_every", "val_ann", "val_images", "limit_images",
-                  "max_rotation", "min_scale", "max_scale", "max_translate", "flip")
+                  "max_rotation", "min_scale", "max_scale", "max_translate", "flip", "bf16")
 
 
 def _epochs(text: str) -> tuple[int, ...]:
@@ -37,6 +37,9 @@ def _epochs(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, help="Seed of init, data order and augmentation [0].")
 @click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
 @click.option("--device", help="auto, cpu or cuda[:N] [auto].")
+@click.option("--bf16", is_flag=True, default=None,
+              help="Mixed precision: convolutions in bfloat16, about 1.5x faster on CPUs with AVX-512 BF16 or AMX "
+                   "and on Ampere or newer GPUs; weights stay float32.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint.")
 @click.option("--val-every", type=click.IntRange(min=0), help="Validate (COCO AP) every K epochs, 0 = never [10].")

@@ -88,6 +88,9 @@ class TrainConfig:
     val_ann: str | None = None  # default: the training annotations
     val_images: str | None = None
     limit_images: int | None = None  # train on the first N images only (quick runs, tests)
+    # Mixed precision: convolutions in bfloat16 under autocast, weights, Adam and the loss in float32.
+    # About 1.5x faster per step on CPUs with AVX-512 BF16 (or AMX) and on GPUs from Ampere on.
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         self.variant = get_variant(self.variant).name
@@ -281,9 +284,11 @@ class Trainer:
     def train_step(self, batch: dict) -> dict[str, float]:
         """One forward/backward/Adam step on a collated batch; returns the loss terms as floats."""
         b = {k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()}
-        outputs = self.model(b["image"])
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            outputs = self.model(b["image"])
+        # The loss is taken in float32: heatmap errors are ~1e-3, below bfloat16's resolution near 1.
         parts = efficienthrnet_loss(
-            outputs, b["heatmaps4"], b["heatmaps2"], b["mask4"], b["mask2"], b["joints"],
+            [o.float() for o in outputs], b["heatmaps4"], b["heatmaps2"], b["mask4"], b["mask2"], b["joints"],
             push_factor=self.cfg.push_factor, pull_factor=self.cfg.pull_factor,
         )
         self.optimizer.zero_grad(set_to_none=True)
