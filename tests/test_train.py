@@ -271,6 +271,18 @@ def test_cli_trains_plots_and_the_checkpoint_exports(mini, tmp_path):
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "--resume" in str(again.exception)
 
+    # Resume may extend the run and move lr drops it has not reached, nothing else.
+    resume = ["train", "--resume", "--out", str(run), "--epochs", "2", "--threads", "1", "--quiet"]
+    refused = CliRunner().invoke(cli, resume + ["--milestones", "0"])
+    assert refused.exit_code != 0 and "only milestones after epoch 1 can move" in str(refused.exception)
+    refused = CliRunner().invoke(cli, resume + ["--lr", "0.1"])
+    assert refused.exit_code != 0 and "--lr cannot change on --resume" in str(refused.exception)
+    result = CliRunner().invoke(cli, resume + ["--milestones", "1"])
+    assert result.exit_code == 0, result.output
+    assert [float(r["lr"]) for r in read_rows(run / "epochs.csv")] == [1e-3, 1e-4]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["epochs"] == 2 and saved["milestones"] == [1]
+
     result = CliRunner().invoke(cli, ["train", "plot", str(run)])
     assert result.exit_code == 0, result.output
     png = (run / "curves.png").read_bytes()

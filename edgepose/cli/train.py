@@ -32,7 +32,8 @@ def _epochs(text: str) -> tuple[int, ...]:
 @click.option("--input-size", type=click.IntRange(min=32), help="Square input side, multiple of 32 [variant's].")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3].")
 @click.option("--weight-decay", type=float, help="Adam L2 weight decay [1e-4]; 0 = official code's behaviour.")
-@click.option("--milestones", callback=lambda c, p, v: v and _epochs(v), help="Epochs where lr is x0.1 [200,260].")
+@click.option("--milestones", callback=lambda c, p, v: v and _epochs(v),
+              help="Epochs where lr is x0.1 [200,260]; with --resume, moves drops not yet reached.")
 @click.option("--freeze-backbone", is_flag=True, default=None, help="Do not train the EfficientNet backbone.")
 @click.option("--seed", type=int, help="Seed of init, data order and augmentation [0].")
 @click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
@@ -58,14 +59,20 @@ def train(ctx, out, resume, threads, quiet, **options) -> None:
     if ctx.invoked_subcommand is not None:
         return
     try:
-        from edgepose.train.loop import TrainConfig, run_training
+        from edgepose.train.loop import RESUMABLE, TrainConfig, run_training
     except ImportError as exc:
         raise EdgeposeError(f"training needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
 
     if not out:
         raise EdgeposeError("--out is required: the run folder for checkpoints and logs, e.g. --out runs/h4")
     cfg = None
-    if not resume:
+    if resume:
+        fixed = [k for k in CONFIG_OPTIONS if k not in RESUMABLE and options.get(k) is not None]
+        if fixed:
+            allowed = ", ".join("--" + k for k in RESUMABLE)
+            raise EdgeposeError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (only {allowed} can): "
+                                f"start a new run with --init-weights {out}/last.pt instead")
+    else:
         if not all(options.get(k) for k in ("variant", "ann", "images")):
             raise EdgeposeError("a new run needs --variant, --ann and --images (or --resume to continue --out)")
         try:
@@ -73,7 +80,8 @@ def train(ctx, out, resume, threads, quiet, **options) -> None:
                               freeze_backbone=bool(options["freeze_backbone"]))
         except (KeyError, ValueError) as exc:
             raise EdgeposeError(str(exc).strip("'\"")) from exc
-    best = run_training(out, cfg, resume=resume, epochs=options["epochs"], progress=not quiet, threads=threads)
+    resumed = {k: options[k] for k in RESUMABLE} if resume else {}
+    best = run_training(out, cfg, resume=resume, progress=not quiet, threads=threads, **resumed)
     click.echo(f"done: best {best.get('metric')} {best.get('value', float('nan')):.4g} at epoch {best.get('epoch')}; "
                f"weights in {out}/best.pt and {out}/last.pt")
 

@@ -52,6 +52,7 @@ CHECKPOINT_VERSION = 1
 STEP_FIELDS = ("epoch", "step", "lr", "loss", "heatmap4", "heatmap2", "push", "pull", "seconds")
 EPOCH_FIELDS = ("epoch", "lr", "loss", "heatmap4", "heatmap2", "push", "pull", "ap", "ap50", "seconds")
 LOSS_PARTS = ("loss", "heatmap4", "heatmap2", "push", "pull")
+RESUMABLE = ("epochs", "milestones", "device", "workers")  # what a resumed run may change; the rest is its record
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -115,6 +116,19 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_reschedule(cfg: TrainConfig, milestones: tuple[int, ...], done: int, where: Path) -> None:
+    """Refuse new lr milestones that would change the lr of any of the ``done`` epochs, so the run's logs and
+    checkpoints stay the record of one schedule."""
+    new = TrainConfig.from_dict({**asdict(cfg), "milestones": milestones})
+    changed = [e + 1 for e in range(done) if new.lr_at(e) != cfg.lr_at(e)]
+    if changed:
+        raise EdgeposeError(
+            f"{where} has trained {done} epochs; milestones {','.join(map(str, milestones))} would change the lr "
+            f"of epoch {changed[0]}: only milestones after epoch {done} can move"
+        )
+    return new
 
 
 def pick_device(name: str) -> torch.device:
@@ -219,8 +233,10 @@ class Trainer:
 
     # -- run folder -------------------------------------------------------------------------------------
     @classmethod
-    def resume(cls, out_dir: str | Path, epochs: int | None = None) -> Trainer:
-        """The run in ``out_dir`` at the end of its last saved epoch; ``epochs`` may extend it."""
+    def resume(cls, out_dir: str | Path, **changes) -> Trainer:
+        """The run in ``out_dir`` at the end of its last saved epoch. ``changes`` (``RESUMABLE`` settings; None
+        keeps the saved value) may extend it (``epochs``), move lr drops not yet reached (``milestones``) or
+        run it elsewhere (``device``, ``workers``)."""
         out = Path(out_dir)
         last = out / "last.pt"
         if not last.is_file():
@@ -228,9 +244,13 @@ class Trainer:
         ckpt = torch.load(last, map_location="cpu", weights_only=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise EdgeposeError(f"{last} is not an edgepose training checkpoint")
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if set(changes) - set(RESUMABLE):
+            raise ValueError(f"a resumed run can only change {', '.join(RESUMABLE)}, not {sorted(set(changes) - set(RESUMABLE))}")
         cfg = TrainConfig.from_dict(ckpt["config"])
-        if epochs is not None:
-            cfg.epochs = epochs
+        if "milestones" in changes:
+            _check_reschedule(cfg, tuple(changes["milestones"]), done=ckpt["epoch"], where=last)
+        cfg = TrainConfig.from_dict({**asdict(cfg), **changes})
         trainer = cls(cfg, out)
         trainer.model.load_state_dict(ckpt["state_dict"])
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
@@ -242,16 +262,13 @@ class Trainer:
 
     def _start_folder(self, resumed: bool) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        if resumed:
-            self.steps_log.keep_epochs(self.epoch)
-            self.epochs_log.keep_epochs(self.epoch)
-            return
-        if (self.out / "last.pt").exists():
+        if not resumed and (self.out / "last.pt").exists():
             raise EdgeposeError(f"{self.out} already holds a run: add --resume to continue it, or choose another --out")
+        # Rewritten on resume too: a resume may have extended the run or moved its lr drops.
         config = json.dumps(asdict(self.cfg), indent=2) + "\n"
         _atomic(self.out / "config.json", lambda tmp: Path(tmp).write_text(config))
-        self.steps_log.keep_epochs(0)
-        self.epochs_log.keep_epochs(0)
+        self.steps_log.keep_epochs(self.epoch)
+        self.epochs_log.keep_epochs(self.epoch)
 
     def checkpoint(self) -> dict:
         """The resumable state at the end of the current epoch (``state_dict`` is what export reads)."""
@@ -367,16 +384,16 @@ class Trainer:
 
 def run_training(
     out_dir: str | Path, cfg: TrainConfig | None = None, *, resume: bool = False, epochs: int | None = None,
-    progress: bool = True, threads: int | None = None,
+    progress: bool = True, threads: int | None = None, **changes,
 ) -> dict:
-    """Start a run in ``out_dir`` from ``cfg``, or with ``resume`` continue the one there (its saved config,
-    ``epochs`` optionally raised). Returns the best record ({"metric", "value", "epoch"}).
+    """Start a run in ``out_dir`` from ``cfg``, or with ``resume`` continue the one there (its saved config
+    with ``changes``, see ``Trainer.resume``). Returns the best record ({"metric", "value", "epoch"}).
 
     threads: CPU threads for torch (on a small shared machine 1 can be several times faster than more)."""
     if threads:
         torch.set_num_threads(threads)
     if resume:
-        return Trainer.resume(out_dir, epochs).fit(progress, resumed=True)
+        return Trainer.resume(out_dir, epochs=epochs, **changes).fit(progress, resumed=True)
     if cfg is None:
         raise ValueError("a new run needs a TrainConfig")
     return Trainer(cfg, out_dir).fit(progress)
