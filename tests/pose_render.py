@@ -1,49 +1,20 @@
 """Perfect (and noisy synthetic) network outputs for decoder tests and benchmarks.
 
-``render_maps`` draws what an ideal associative-embedding network would output for known people: a Gaussian
-(sigma 2) per visible joint, max over people, and each person's constant tag wherever that person owns the
-joint's heatmap. ``coco_oracle`` does it for the ground truth of a COCO annotation file, at stride 2 of the input
+``edgepose.eval.oracle.render_maps`` draws what an ideal associative-embedding network would output for known
+people; ``coco_oracle`` does it for the ground truth of a COCO annotation file, at stride 2 of the input
 size HigherHRNet's test resize gives (short side ceil(512/64)*64, long side rounded up to a multiple of 64).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from edgepose.decode import resize_bilinear
+from edgepose.eval.oracle import person_tags, render_maps
 from edgepose.types import NUM_JOINTS, NetOutput
-
-
-def render_maps(joints, shape, tag_values, sigma=2.0, background_tag=0.0):
-    """Heatmaps (17, H, W) and tags (17, H, W, L) for people.
-
-    joints: (n, 17, 3) x, y in continuous map coordinates (pixel i spans [i, i+1)), visibility (> 0 drawn).
-    tag_values: (n, L) each person's tag.
-    """
-    joints = np.asarray(joints, np.float64).reshape(-1, NUM_JOINTS, 3)
-    tag_values = np.asarray(tag_values, np.float32).reshape(len(joints), -1)
-    h, w = shape
-    heat = np.zeros((NUM_JOINTS, h, w), np.float32)
-    tags = np.full((NUM_JOINTS, h, w, tag_values.shape[1]), background_tag, np.float32)
-    radius = int(math.ceil(3 * sigma)) + 1
-    for person, tag in zip(joints, tag_values):
-        for j, (x, y, vis) in enumerate(person):
-            cx, cy = x - 0.5, y - 0.5  # Gaussian centre in pixel-index coordinates
-            if vis <= 0 or not (-0.5 <= cx < w - 0.5 and -0.5 <= cy < h - 0.5):
-                continue
-            x0, x1 = max(int(cx) - radius, 0), min(int(cx) + radius + 1, w)
-            y0, y1 = max(int(cy) - radius, 0), min(int(cy) + radius + 1, h)
-            yy, xx = np.mgrid[y0:y1, x0:x1]
-            g = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
-            patch = heat[j, y0:y1, x0:x1]
-            owner = g > patch
-            patch[owner] = g[owner]
-            tags[j, y0:y1, x0:x1][owner] = tag
-    return heat, tags
 
 
 def official_input_size(width: int, height: int, input_size: int = 512) -> tuple[int, int]:
@@ -74,8 +45,7 @@ def coco_oracle(ann_file, input_size=512, stride=2, tag_dims=1):
         anns = by_image.get(img["id"], [])
         joints = np.array([a["keypoints"] for a in anns], np.float64).reshape(-1, NUM_JOINTS, 3)
         joints[:, :, :2] *= map_scale
-        # Distinct constant tags, at least 2 apart (tag threshold 1), in an order unrelated to the annotations.
-        tag_values = 2.0 * (1 + rng.permutation(len(anns)))[:, None] + np.zeros((1, tag_dims))
+        tag_values = person_tags(len(anns), rng, tag_dims)
         heat, tags = render_maps(joints, (in_h // stride, in_w // stride), tag_values)
         out.append((img["id"], NetOutput(heat, tags, scale=(1 / map_scale, 1 / map_scale))))
     return out

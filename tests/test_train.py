@@ -283,6 +283,10 @@ def test_cli_trains_plots_and_the_checkpoint_exports(mini, tmp_path):
     saved = json.loads((run / "config.json").read_text())
     assert saved["epochs"] == 2 and saved["milestones"] == [1]
 
+    result = CliRunner().invoke(cli, ["train", "diagnose", str(run), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert " 2 images, " in result.output and "ground-truth tags" in result.output  # the run's 2 images
+
     result = CliRunner().invoke(cli, ["train", "plot", str(run)])
     assert result.exit_code == 0, result.output
     png = (run / "curves.png").read_bytes()
@@ -297,3 +301,27 @@ def test_cli_trains_plots_and_the_checkpoint_exports(mini, tmp_path):
 def test_cli_new_run_needs_data_options(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--variant", "H-4", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "--ann" in str(result.exception)
+
+
+# -- diagnosis ------------------------------------------------------------------------------------------------
+class SilentNetwork(torch.nn.Module):
+    """Outputs of EfficientHRNet's shapes, all zero: no joint found, every tag equal."""
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        return x.new_zeros(n, 2 * NUM_JOINTS, h // 4, w // 4), x.new_zeros(n, NUM_JOINTS, h // 2, w // 2)
+
+
+@pytest.mark.slow
+def test_diagnosis_swaps_in_ground_truth_heatmaps_and_tags_separately(mini):
+    from edgepose.train.diagnose import diagnose
+
+    result = diagnose(SilentNetwork(), mini[0], mini[1], short=256)
+    assert result.images == 32 and result.people == 98
+    ap = {case: m["AP"] for case, m in result.ap.items()}
+    assert ap["both ground truth"] >= 0.95  # the decoder's ceiling at this input size
+    assert ap["network as is"] == 0 and ap["ground-truth tags"] == 0  # nothing to group without heatmaps
+    # Perfect joints with one tag for everybody: people in the same image merge, so only part of AP is left.
+    assert 0 < ap["ground-truth heatmaps"] < ap["both ground truth"] - 0.2
+    assert result.peak_median == 0 and result.detected == 0 and result.tag_gap_median == 0
+    assert "both ground truth" in result.report()

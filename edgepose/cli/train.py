@@ -96,6 +96,29 @@ def plot(run_dir, output) -> None:
     click.echo(f"wrote {plot_run(run_dir, output)}")
 
 
+@train.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--ann", type=click.Path(exists=True, dir_okay=False), help="COCO keypoints json [the run's data].")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), help="Its images [the run's].")
+@click.option("--input-size", type=click.IntRange(min=32), help="Input size the model was trained at [the run's].")
+@click.option("--variant", help="Variant of an official checkpoint [the run's].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
+def diagnose(checkpoint, ann, images, input_size, variant, threads) -> None:
+    """What limits a model's AP: scores CHECKPOINT (or a run folder's best.pt) with its heatmaps or tags
+    replaced by the ground truth's."""
+    from tqdm import tqdm
+
+    from edgepose.train.diagnose import diagnose_checkpoint
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = diagnose_checkpoint(checkpoint, ann_file=ann, image_dir=images, input_size=input_size, variant=variant,
+                                 progress=lambda it, total: tqdm(it, total=total, desc="images", leave=False))
+    click.echo(result.report())
+
+
 @train.command("pseudo-label")
 @click.option("--teacher", required=True, type=click.Path(exists=True), help="MoveNet MultiPose IR folder or .xml.")
 @click.option("--images", "image_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),

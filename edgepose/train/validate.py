@@ -34,16 +34,41 @@ def test_short_side(input_size: int) -> int:
 
 
 @torch.no_grad()
-def predict_coco(net: torch.nn.Module, image_bgr: np.ndarray, image_id: int, short: int, device: torch.device) -> list[dict]:
-    """COCO result entries for one BGR image, from the torch network in eval mode."""
+def network_output(net: torch.nn.Module, image_bgr: np.ndarray, short: int, device: torch.device) -> NetOutput:
+    """The torch network's aggregated heatmaps and tags for one BGR image (net in eval mode), as the runtime
+    would get them from the exported model: ``scale`` maps map pixels to image pixels."""
     h, w = image_bgr.shape[:2]
     geometry = Geometry.for_frame(w, h, short, DIVISOR)
     frame = geometry.fill(image_bgr, geometry.new_buffer())[0]
     x = torch.from_numpy(normalize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))[None].to(device)
     heatmaps, tags = InferenceHead(net)(x)
     k = OUTPUT_STRIDE / geometry.scale
-    out = NetOutput(heatmaps[0].float().cpu().numpy(), tags[0].float().cpu().numpy(), nms_applied=False, scale=(k, k))
-    return poses_to_coco(image_id, decode.decode(out))
+    return NetOutput(heatmaps[0].float().cpu().numpy(), tags[0].float().cpu().numpy(), nms_applied=False, scale=(k, k))
+
+
+def predict_coco(net: torch.nn.Module, image_bgr: np.ndarray, image_id: int, short: int, device: torch.device) -> list[dict]:
+    """COCO result entries for one BGR image, from the torch network in eval mode."""
+    return poses_to_coco(image_id, decode.decode(network_output(net, image_bgr, short, device)))
+
+
+def annotated_images(ann_file: str | Path, image_dir: str | Path, image_ids: list[int] | None = None):
+    """(pycocotools COCO, image ids, iterator of (image id, BGR image)) over the images with a person annotation
+    (or ``image_ids``); EdgeposeError for an image that is missing or unreadable."""
+    coco = load_coco(ann_file)
+    category = person_category(coco)
+    ids = image_ids if image_ids is not None else [
+        i for i in sorted(coco.getImgIds()) if coco.getAnnIds(imgIds=i, catIds=[category], iscrowd=None)
+    ]
+
+    def images():
+        for image_id in ids:
+            path = Path(image_dir) / coco.loadImgs(image_id)[0]["file_name"]
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise EdgeposeError(f"image {path} is missing or unreadable: check the image folder matches {ann_file}")
+            yield image_id, image
+
+    return coco, ids, images()
 
 
 def coco_ap(
@@ -61,20 +86,12 @@ def coco_ap(
     The network is put in eval mode for the pass and restored afterwards. ``image_ids`` restricts the set
     (default: every image with a person annotation).
     """
-    coco = load_coco(ann_file)
-    category = person_category(coco)
-    ids = image_ids if image_ids is not None else [
-        i for i in sorted(coco.getImgIds()) if coco.getAnnIds(imgIds=i, catIds=[category], iscrowd=None)
-    ]
+    _, ids, images = annotated_images(ann_file, image_dir, image_ids)
     was_training = net.training
     net.eval()
     results = []
     try:
-        for image_id in ids:
-            path = Path(image_dir) / coco.loadImgs(image_id)[0]["file_name"]
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise EdgeposeError(f"validation image {path} is missing or unreadable: check --val-images")
+        for image_id, image in images:
             results += predict_coco(net, image, image_id, short, torch.device(device))
     finally:
         net.train(was_training)
