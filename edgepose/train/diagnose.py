@@ -25,10 +25,14 @@ import torch
 from edgepose import decode
 from edgepose.decode import GroupingParams
 from edgepose.eval.coco import evaluate, poses_to_coco
+from edgepose.errors import EdgeposeError
 from edgepose.eval.oracle import person_tags, render_maps
 from edgepose.train.data import person_category
-from edgepose.train.validate import annotated_images, network_output
+from edgepose.train.model import build_model
+from edgepose.train.official import load_official_state_dict, read_checkpoint
+from edgepose.train.validate import annotated_images, network_output, test_short_side
 from edgepose.types import NUM_JOINTS, NetOutput
+from edgepose.variants import get_variant
 
 # (heatmaps from the ground truth, tags from the ground truth) for each row of the report
 CASES = {
@@ -165,12 +169,6 @@ def diagnose_checkpoint(
     """``diagnose`` for a checkpoint file or a run folder (its ``best.pt``). An ``edgepose train`` checkpoint
     supplies the variant, input size and data of its run (the images it validated on); the arguments override
     them, and must be given for official checkpoints."""
-    from edgepose.errors import EdgeposeError
-    from edgepose.train.model import build_model
-    from edgepose.train.official import load_official_state_dict, read_checkpoint
-    from edgepose.train.validate import test_short_side
-    from edgepose.variants import get_variant
-
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "best.pt"
