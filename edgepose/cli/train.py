@@ -110,11 +110,8 @@ def diagnose(checkpoint, ann, images, input_size, variant, threads) -> None:
 
     from edgepose.train.diagnose import diagnose_checkpoint
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     result = diagnose_checkpoint(checkpoint, ann_file=ann, image_dir=images, input_size=input_size, variant=variant,
+                                 threads=threads,
                                  progress=lambda it, total: tqdm(it, total=total, desc="images", leave=False))
     click.echo(result.report())
 

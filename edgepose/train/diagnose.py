@@ -164,11 +164,14 @@ def diagnose_checkpoint(
     image_dir: str | Path | None = None,
     input_size: int | None = None,
     variant: str | None = None,
+    threads: int | None = None,
     progress=lambda it, total: it,
 ) -> Diagnosis:
-    """``diagnose`` for a checkpoint file or a run folder (its ``best.pt``). An ``edgepose train`` checkpoint
+    """``diagnose`` for a checkpoint file or a run folder (its ``best.pt``), on ``threads`` CPU threads. An ``edgepose train`` checkpoint
     supplies the variant, input size and data of its run (the images it validated on); the arguments override
     them, and must be given for official checkpoints."""
+    if threads:
+        torch.set_num_threads(threads)
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "best.pt"
