@@ -24,8 +24,8 @@ import torch
 
 from edgepose import decode
 from edgepose.decode import GroupingParams
-from edgepose.eval.coco import evaluate, poses_to_coco
 from edgepose.errors import EdgeposeError
+from edgepose.eval.coco import evaluate, poses_to_coco
 from edgepose.eval.oracle import person_tags, render_maps
 from edgepose.train.data import person_category
 from edgepose.train.model import build_model
@@ -167,9 +167,10 @@ def diagnose_checkpoint(
     threads: int | None = None,
     progress=lambda it, total: it,
 ) -> Diagnosis:
-    """``diagnose`` for a checkpoint file or a run folder (its ``best.pt``), on ``threads`` CPU threads. An ``edgepose train`` checkpoint
-    supplies the variant, input size and data of its run (the images it validated on); the arguments override
-    them, and must be given for official checkpoints."""
+    """``diagnose`` for a checkpoint file or a run folder (its ``best.pt``), on ``threads`` CPU threads.
+
+    An ``edgepose train`` checkpoint supplies the variant, input size and data of its run (the images it
+    validated on); the arguments override them, and must be given for official checkpoints."""
     if threads:
         torch.set_num_threads(threads)
     path = Path(checkpoint)

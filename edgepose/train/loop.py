@@ -128,7 +128,6 @@ def _check_reschedule(cfg: TrainConfig, milestones: tuple[int, ...], done: int, 
             f"{where} has trained {done} epochs; milestones {','.join(map(str, milestones))} would change the lr "
             f"of epoch {changed[0]}: only milestones after epoch {done} can move"
         )
-    return new
 
 
 def pick_device(name: str) -> torch.device:
@@ -245,8 +244,9 @@ class Trainer:
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise EdgeposeError(f"{last} is not an edgepose training checkpoint")
         changes = {k: v for k, v in changes.items() if v is not None}
-        if set(changes) - set(RESUMABLE):
-            raise ValueError(f"a resumed run can only change {', '.join(RESUMABLE)}, not {sorted(set(changes) - set(RESUMABLE))}")
+        unknown = sorted(set(changes) - set(RESUMABLE))
+        if unknown:
+            raise ValueError(f"a resumed run can only change {', '.join(RESUMABLE)}, not {', '.join(unknown)}")
         cfg = TrainConfig.from_dict(ckpt["config"])
         if "milestones" in changes:
             _check_reschedule(cfg, tuple(changes["milestones"]), done=ckpt["epoch"], where=last)
