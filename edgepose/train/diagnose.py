@@ -29,7 +29,7 @@ from edgepose.eval.coco import evaluate, poses_to_coco
 from edgepose.eval.oracle import person_tags, render_maps
 from edgepose.train.data import person_category
 from edgepose.train.model import build_model
-from edgepose.train.official import load_official_state_dict, read_checkpoint
+from edgepose.train.official import load_official_state_dict, read_checkpoint_and_config
 from edgepose.train.validate import annotated_images, network_output, test_short_side
 from edgepose.types import NUM_JOINTS, NetOutput
 from edgepose.variants import get_variant
@@ -176,9 +176,7 @@ def diagnose_checkpoint(
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "best.pt"
-    state = read_checkpoint(path)
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    config = saved.get("config", {}) if isinstance(saved, dict) else {}
+    state, config = read_checkpoint_and_config(path)
     variant = variant or config.get("variant")
     image_ids = None
     if ann_file is None and not config.get("val_ann") and config.get("limit_images"):

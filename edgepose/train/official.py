@@ -106,6 +106,11 @@ def load_official_state_dict(model: nn.Module, state_dict: Mapping, *, drop_stri
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely (tensors and plain containers only); ModelError when it cannot be read."""
+    return read_checkpoint_and_config(path)[0]
+
+
+def read_checkpoint_and_config(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``read_checkpoint`` plus the run settings an ``edgepose train`` checkpoint carries ({} for others)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: give the path of a .pth/.pth.tar file")
@@ -117,6 +122,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"cannot read checkpoint {path} ({reason[:200]}): expected a PyTorch state_dict saved with torch.save"
         ) from exc
     try:
-        return unwrap_state_dict(obj)
+        state = unwrap_state_dict(obj)
     except ValueError as exc:
         raise ModelError(f"checkpoint {path}: {exc}") from exc
+    config = obj.get("config") if isinstance(obj, Mapping) else None
+    return state, config if isinstance(config, Mapping) else {}
