@@ -1,6 +1,6 @@
-"""EfficientHRNet H0..H-4 as data.
+"""EfficientHRNet H0..H-4 and their compact EfficientNet backbones B0..B-4 as data.
 
-One frozen row per variant; the torch builder in ``edgepose.train.model`` reads a row and nothing else.
+One frozen row per variant and per backbone; the torch builder in ``edgepose.train.model`` reads a row and nothing else.
 No torch here: the runtime, the registry and ``edgepose models info`` use this table without the train extra.
 
 Numbers follow the official implementation (TeCSAR-UNCC/EfficientHRNet, see models/README.md):
@@ -28,6 +28,9 @@ B0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (6, 320, 1, 1, 3),
 )
 B0_STEM = 32
+B0_HEAD = 1280  # the classifier's 1x1 conv before pooling (backbone training only; pose models stop before it)
+B0_RESOLUTION = 224
+SE_RATIO = 0.25  # squeeze-excite width: a quarter of the block's *input* channels (official code)
 # Backbone stages whose last block feeds HRNet branches 1..4 (strides 4, 8, 16, 32).
 TAP_STAGES = (1, 2, 4, 6)
 BRANCH_BASE = (32, 64, 128, 256)
@@ -59,6 +62,89 @@ class BackboneStage:
     kernel: int
 
 
+def _padded_output(size: int, kernel: int, stride: int) -> int:
+    """Output side of a conv with the models' fixed padding of max(kernel - stride, 0) pixels (official code)."""
+    return (size + max(kernel - stride, 0) - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class Table2Figures:
+    """Table 2 of the paper: compact EfficientNets on ImageNet and CIFAR-100 (Top-1 in %, sizes as printed)."""
+
+    input_size: int
+    imagenet_params: float
+    imagenet_flops: float
+    imagenet_top1: float
+    cifar_params: float
+    cifar_flops: float
+    cifar_top1: float
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A compact EfficientNet B{phi}: B0 scaled by d = 1.2**phi, w = 1.1**phi, r = 1.15**phi (paper eq. 4).
+
+    ``width_mult``/``depth_mult`` are the official configs' rounded constants (0.909, 0.833, ...), so that B-k is
+    exactly the backbone of H-k and its weights load into it; a test checks them against 1.1**phi / 1.2**phi.
+    """
+
+    name: str
+    phi: int
+    width_mult: float
+    depth_mult: float
+    paper: Table2Figures
+
+    @property
+    def resolution(self) -> int:
+        """ceil(224 * 1.15**phi), the paper's rule (its Table 2 prints 145 and 128 for B-3 and B-4 instead)."""
+        return int(math.ceil(B0_RESOLUTION * 1.15**self.phi - 1e-9))
+
+    @property
+    def stem_channels(self) -> int:
+        return round_channels(B0_STEM, self.width_mult)
+
+    @property
+    def head_channels(self) -> int:
+        return round_channels(B0_HEAD, self.width_mult)
+
+    @property
+    def stages(self) -> tuple[BackboneStage, ...]:
+        return tuple(
+            BackboneStage(t, round_channels(c, self.width_mult), round_repeats(n, self.depth_mult), s, k)
+            for t, c, n, s, k in B0_STAGES
+        )
+
+    def blocks(self) -> list[tuple[int, int, int, int, int]]:
+        """Every MBConv block as (input channels, output channels, expand, kernel, stride), in order."""
+        out, cin = [], self.stem_channels
+        for st in self.stages:
+            for r in range(st.repeats):
+                out.append((cin, st.channels, st.expand, st.kernel, st.stride if r == 0 else 1))
+                cin = st.channels
+        return out
+
+    def count(self, num_classes: int = 1000, resolution: int | None = None) -> tuple[int, int]:
+        """(params, MACs) of the classifier (stem, blocks, head conv, FC) at a square ``resolution``, counted
+        as ``edgepose.train.counting`` counts (BN weights and biases are params; only conv/linear MACs)."""
+        side = _padded_output(resolution or self.resolution, 3, 2)
+        c0 = self.stem_channels
+        params, macs = 27 * c0 + 2 * c0, side * side * 27 * c0
+        for cin, cout, t, k, s in self.blocks():
+            hidden, se = cin * t, max(1, int(cin * SE_RATIO))
+            if t != 1:
+                params += cin * hidden + 2 * hidden
+                macs += side * side * cin * hidden
+            side = _padded_output(side, k, s)
+            params += k * k * hidden + 2 * hidden  # depthwise + BN
+            params += (hidden * se + se) + (se * hidden + hidden)  # squeeze-excite convs with bias
+            params += hidden * cout + 2 * cout  # projection + BN
+            macs += side * side * (k * k * hidden + hidden * cout) + 2 * hidden * se
+        head = self.head_channels
+        params += self.blocks()[-1][1] * head + 2 * head + head * num_classes + num_classes
+        macs += side * side * self.blocks()[-1][1] * head + head * num_classes
+        return params, macs
+
+
 @dataclass(frozen=True)
 class PaperFigures:
     """Table 3 of the paper (COCO val2017, AP in %), and its (inflated) size figures."""
@@ -78,8 +164,6 @@ class Variant:
     name: str
     phi: int
     input_size: int
-    width_mult: float
-    depth_mult: float
     stage_modules: tuple[int, int, int]  # HR modules in stages 2, 3, 4
     paper: PaperFigures
     true_params: int  # official implementation, sum of parameter numel
@@ -90,15 +174,25 @@ class Variant:
     output_strides: tuple[int, int] = (4, 2)  # output 0: heatmaps + tags, output 1: heatmaps
 
     @property
+    def backbone_net(self) -> Backbone:
+        """The compact EfficientNet this variant is built on (B-k for H-k)."""
+        return BACKBONES[f"B{self.phi}"]
+
+    @property
+    def width_mult(self) -> float:
+        return self.backbone_net.width_mult
+
+    @property
+    def depth_mult(self) -> float:
+        return self.backbone_net.depth_mult
+
+    @property
     def stem_channels(self) -> int:
-        return round_channels(B0_STEM, self.width_mult)
+        return self.backbone_net.stem_channels
 
     @property
     def backbone(self) -> tuple[BackboneStage, ...]:
-        return tuple(
-            BackboneStage(t, round_channels(c, self.width_mult), round_repeats(n, self.depth_mult), s, k)
-            for t, c, n, s, k in B0_STAGES
-        )
+        return self.backbone_net.stages
 
     @property
     def tap_indices(self) -> tuple[int, ...]:
@@ -138,18 +232,41 @@ def _paper(ap, ap50, ap75, apm, apm50, apm75, params, flops) -> PaperFigures:
     return PaperFigures(ap, ap50, ap75, apm, apm50, apm75, params, flops)
 
 
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone("B0", 0, 1.0, 1.0, Table2Figures(224, 5.3e6, 0.4e9, 75.0, 4.1e6, 0.4e9, 81.9)),
+        Backbone("B-1", -1, 0.909, 0.833, Table2Figures(195, 4.5e6, 0.3e9, 73.8, 3.5e6, 0.3e9, 81.4)),
+        Backbone("B-2", -2, 0.826, 0.694, Table2Figures(170, 3.4e6, 0.2e9, 71.3, 2.5e6, 0.2e9, 79.8)),
+        Backbone("B-3", -3, 0.751, 0.578, Table2Figures(145, 2.8e6, 0.1e9, 68.5, 1.9e6, 0.1e9, 78.2)),
+        Backbone("B-4", -4, 0.684, 0.483, Table2Figures(128, 1.3e6, 0.05e9, 65.6, 1.3e6, 0.05e9, 74.3)),
+    )
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name; accepts 'B-4', 'b-4', 'B4' and 'b4' alike."""
+    key = name.strip().upper()
+    if key.startswith("B") and key[1:].isdigit() and key != "B0":
+        key = "B-" + key[1:]
+    try:
+        return BACKBONES[key]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}") from None
+
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("H0", 0, 512, 1.0, 1.0, (1, 4, 3), _paper(64.8, 85.3, 70.7, 68.1, 87.0, 74.1, 23.3e6, 25.6e9),
+        Variant("H0", 0, 512, (1, 4, 3), _paper(64.8, 85.3, 70.7, 68.1, 87.0, 74.1, 23.3e6, 25.6e9),
                 19_725_359, 23_958_286_848),
-        Variant("H-1", -1, 480, 0.909, 0.833, (1, 3, 3), _paper(59.2, 82.6, 64.0, 63.2, 84.3, 68.6, 16.0e6, 14.2e9),
+        Variant("H-1", -1, 480, (1, 3, 3), _paper(59.2, 82.6, 64.0, 63.2, 84.3, 68.6, 16.0e6, 14.2e9),
                 13_004_446, 13_130_000_048),
-        Variant("H-2", -2, 448, 0.826, 0.694, (1, 2, 3), _paper(52.9, 80.5, 59.1, 56.4, 82.2, 63.4, 10.3e6, 7.7e9),
+        Variant("H-2", -2, 448, (1, 2, 3), _paper(52.9, 80.5, 59.1, 56.4, 82.2, 63.4, 10.3e6, 7.7e9),
                 8_263_495, 7_029_956_920),
-        Variant("H-3", -3, 416, 0.751, 0.578, (1, 1, 3), _paper(44.8, 76.7, 48.2, 46.4, 76.6, 50.8, 6.9e6, 4.2e9),
+        Variant("H-3", -3, 416, (1, 1, 3), _paper(44.8, 76.7, 48.2, 46.4, 76.6, 50.8, 6.9e6, 4.2e9),
                 5_360_390, 3_758_983_969),
-        Variant("H-4", -4, 384, 0.684, 0.483, (1, 1, 2), _paper(35.7, 69.6, 33.7, 40.3, 73.0, 41.9, 3.7e6, 2.1e9),
+        Variant("H-4", -4, 384, (1, 1, 2), _paper(35.7, 69.6, 33.7, 40.3, 73.0, 41.9, 3.7e6, 2.1e9),
                 2_764_706, 1_807_480_224),
     )
 }

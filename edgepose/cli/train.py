@@ -10,7 +10,7 @@ from edgepose.errors import EdgeposeError
 
 # Options left unset fall back to TrainConfig's defaults (the official recipe), the one place they live.
 CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "lr", "weight_decay", "milestones",
-                  "seed", "workers", "device", "init_weights", "val_every", "val_ann", "val_images", "limit_images",
+                  "seed", "workers", "device", "init_weights", "init_backbone", "val_every", "val_ann", "val_images", "limit_images",
                   "max_rotation", "min_scale", "max_scale", "max_translate", "flip", "bf16")
 
 
@@ -43,6 +43,9 @@ def _epochs(text: str) -> tuple[int, ...]:
                    "and on Ampere or newer GPUs; weights stay float32.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint.")
+@click.option("--init-backbone",
+              help="Start the backbone from ImageNet: imagenet-lite0 (EfficientNet-Lite0 weights selected down to "
+                   "the variant's B-k; the backbone then uses ReLU6), or a best.pt of `edgepose train backbone`.")
 @click.option("--val-every", type=click.IntRange(min=0), help="Validate (COCO AP) every K epochs, 0 = never [10].")
 @click.option("--val-ann", type=click.Path(exists=True, dir_okay=False), help="Validation json [--ann].")
 @click.option("--val-images", type=click.Path(exists=True, file_okay=False), help="Validation images [--images].")
@@ -84,6 +87,68 @@ def train(ctx, out, resume, threads, quiet, **options) -> None:
     best = run_training(out, cfg, resume=resume, progress=not quiet, threads=threads, **resumed)
     click.echo(f"done: best {best.get('metric')} {best.get('value', float('nan')):.4g} at epoch {best.get('epoch')}; "
                f"weights in {out}/best.pt and {out}/last.pt")
+
+
+BACKBONE_OPTIONS = ("variant", "data", "epochs", "batch", "resolution", "lr", "warmup_epochs", "warmup_lr",
+                    "step_epochs", "gamma", "momentum", "weight_decay", "max_rotation", "min_scale", "max_scale",
+                    "min_aspect", "max_aspect", "pca_jitter", "flip", "init", "seed", "workers", "device", "bf16")
+
+
+@train.command()
+@click.option("--variant", help="Backbone: B0, B-1, B-2, B-3 or B-4.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False),
+              help="ImageFolder: DATA/train/<class>/*.jpg and DATA/val/<class>/*.jpg.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/b4.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs [200]; with --resume, the new total.")
+@click.option("--batch", type=click.IntRange(min=1), help="Images per step [64].")
+@click.option("--resolution", type=click.IntRange(min=16), help="Square input side [ceil(224 * 1.15**phi)].")
+@click.option("--lr", type=float, help="SGD learning rate after the warm-up [0.05].")
+@click.option("--warmup-epochs", type=click.IntRange(min=0), help="Linear warm-up epochs [5].")
+@click.option("--warmup-lr", type=float, help="Learning rate the warm-up starts from [1e-4].")
+@click.option("--step-epochs", type=click.IntRange(min=1), help="lr x --gamma every this many epochs [30].")
+@click.option("--gamma", type=float, help="Step decay factor [0.1].")
+@click.option("--momentum", type=float, help="SGD momentum [0.9].")
+@click.option("--weight-decay", type=float, help="Weight decay of conv/linear weights [1e-4].")
+@click.option("--max-rotation", type=float, help="Random rotation, degrees [10].")
+@click.option("--min-scale", type=float, help="Smallest crop, as a fraction of the image area [0.08].")
+@click.option("--max-scale", type=float, help="Largest crop fraction [1].")
+@click.option("--min-aspect", type=float, help="Smallest crop aspect ratio [0.75].")
+@click.option("--max-aspect", type=float, help="Largest crop aspect ratio [1.333].")
+@click.option("--pca-jitter", type=float, help="PCA colour jitter std, 0 = off [0.1].")
+@click.option("--flip", type=float, help="Horizontal flip probability [0.5].")
+@click.option("--init", type=click.Choice(["xavier", "imagenet-lite0"]),
+              help="xavier (the paper's) or imagenet-lite0 (weight selection from EfficientNet-Lite0) [xavier].")
+@click.option("--seed", type=int, help="Seed of init, data order and augmentation [0].")
+@click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
+@click.option("--device", help="auto, cpu or cuda[:N] [auto].")
+@click.option("--bf16", is_flag=True, default=None, help="Mixed precision (bfloat16 convolutions).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def backbone(out, resume, threads, quiet, **options) -> None:
+    """Train a compact EfficientNet backbone as an image classifier (the paper's recipe):
+    edgepose train backbone --variant B-4 --data DIR --out runs/b4"""
+    try:
+        from edgepose.train.classify import RESUMABLE, BackboneConfig, train_backbone
+    except ImportError as exc:
+        raise EdgeposeError(f"training needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
+    cfg = None
+    if resume:
+        fixed = [k for k in BACKBONE_OPTIONS if k not in RESUMABLE and options.get(k) is not None]
+        if fixed:
+            raise EdgeposeError(f"--{fixed[0].replace('_', '-')} cannot change on --resume (only "
+                                f"{', '.join('--' + k for k in RESUMABLE)} can): start a new run instead")
+    else:
+        if not (options.get("variant") and options.get("data")):
+            raise EdgeposeError("a new run needs --variant and --data (or --resume to continue --out)")
+        try:
+            cfg = BackboneConfig(**{k: v for k, v in options.items() if v is not None})
+        except ValueError as exc:
+            raise EdgeposeError(str(exc)) from exc
+    changes = {k: options[k] for k in RESUMABLE} if resume else {}
+    best = train_backbone(out, cfg, resume=resume, progress=not quiet, threads=threads, **changes)
+    click.echo(f"done: best top-1 {best['value']:.4f} at epoch {best['epoch']}; weights in {out}/best.pt "
+               f"(edgepose train --init-backbone {out}/best.pt)")
 
 
 @train.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from edgepose.registry.catalog import catalog, local_models
-from edgepose.variants import VARIANTS, get_variant
+from edgepose.variants import BACKBONES, VARIANTS, get_variant
 
 
 def model_rows() -> list[dict]:
@@ -51,6 +51,21 @@ def variant_rows(variant: str | None = None, *, measure: bool = False) -> list[d
             "output_shapes": [list(s) for s in v.output_shapes()],
             "branch_widths": list(v.branch_widths), "stage_modules": list(v.stage_modules),
             "paper": asdict(v.paper),
+        })
+    return rows
+
+
+def backbone_rows() -> list[dict]:
+    """B0..B-4 as classifiers: our counts (ImageNet 1000 and CIFAR-100 heads) beside the paper's Table 2."""
+    rows = []
+    for b in BACKBONES.values():
+        imagenet, cifar = b.count(1000), b.count(100)
+        rows.append({
+            "backbone": b.name, "phi": b.phi, "width_mult": b.width_mult, "depth_mult": b.depth_mult,
+            "resolution": b.resolution, "stem": b.stem_channels, "head": b.head_channels,
+            "stages": [[s.channels, s.repeats] for s in b.stages],
+            "params_imagenet": imagenet[0], "macs_imagenet": imagenet[1],
+            "params_cifar": cifar[0], "macs_cifar": cifar[1], "paper": asdict(b.paper),
         })
     return rows
 

@@ -187,7 +187,7 @@ def diagnose_checkpoint(
     image_dir = image_dir or config.get("val_images") or config.get("images")
     if not (variant and ann_file and image_dir):
         raise EdgeposeError(f"{path} is not an edgepose training checkpoint: give --variant, --ann and --images")
-    net = build_model(variant)
+    net = build_model(variant, config.get("activation") or "swish")
     try:
         load_official_state_dict(net, state)
     except ValueError as exc:

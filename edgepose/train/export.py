@@ -273,17 +273,19 @@ def export_onnx(
 def _network(variant: Variant, weights, random_init: bool, seed: int, drop_stride2_tags: bool):
     """(network in eval mode, a description of its weights for the card)."""
     from edgepose.train.model import build_model, randomize
-    from edgepose.train.official import load_official_state_dict, read_checkpoint
+    from edgepose.train.official import load_official_state_dict, read_checkpoint_and_config
 
     if (weights is None) == (not random_init):
         raise ValueError("give exactly one of weights=<checkpoint> or random_init=True")
     torch.manual_seed(seed)
-    net = build_model(variant)
     if random_init:
+        net = build_model(variant)
         randomize(net, seed)
         source = f"random-init seed {seed}"
     else:
-        state = read_checkpoint(weights)
+        state, config = read_checkpoint_and_config(weights)
+        # An edgepose run records its backbone activation (ReLU6 when it started from EfficientNet-Lite).
+        net = build_model(variant, config.get("activation") or "swish")
         try:
             load_official_state_dict(net, state, drop_stride2_tags=drop_stride2_tags)
         except ValueError as exc:

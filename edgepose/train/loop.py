@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edgepose.errors import EdgeposeError
+from edgepose.train.backbone import IMAGENET_LITE0, init_backbone, trained_activation
 from edgepose.train.data import Augment, KeypointDataset
 from edgepose.train.losses import PULL_FACTOR, PUSH_FACTOR, efficienthrnet_loss
 from edgepose.train.model import build_model, init_official_weights
@@ -85,6 +86,10 @@ class TrainConfig:
     workers: int = 0
     device: str = "auto"
     init_weights: str | None = None  # checkpoint to start from (official or edgepose); default official init
+    # Backbone to start from: "imagenet-lite0" (ImageNet weights by weight selection, see train.backbone) or a
+    # checkpoint of ``edgepose train backbone``; applied before ``init_weights``.
+    init_backbone: str | None = None
+    activation: str | None = None  # the backbone's; None: what the initial weights were trained with
     val_every: int = 10  # epochs between validations; 0 = never
     val_ann: str | None = None  # default: the training annotations
     val_images: str | None = None
@@ -96,7 +101,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.variant = get_variant(self.variant).name
         # Absolute paths: a resumed run must find its data from whatever folder it is resumed in.
-        for name in ("ann", "images", "val_ann", "val_images", "init_weights"):
+        paths = ["ann", "images", "val_ann", "val_images", "init_weights"]
+        if self.init_backbone and self.init_backbone != IMAGENET_LITE0:
+            paths.append("init_backbone")
+        for name in paths:
             if getattr(self, name):
                 setattr(self, name, str(Path(getattr(self, name)).resolve()))
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -149,6 +157,11 @@ def _atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_torch(obj, path: Path) -> None:
@@ -206,8 +219,12 @@ class Trainer:
             self.dataset.ids = self.dataset.ids[: cfg.limit_images]
             ids = self.dataset.ids
         self.val_ids = ids if cfg.val_ann is None else None  # validating on training data: the same images
-        self.model = build_model(cfg.variant)
+        if cfg.activation is None:
+            cfg.activation = trained_activation(cfg.init_weights or cfg.init_backbone)
+        self.model = build_model(cfg.variant, cfg.activation)
         init_official_weights(self.model)
+        if cfg.init_backbone:
+            init_backbone(self.model, cfg.init_backbone, log=tqdm.write)
         if cfg.init_weights:
             state = read_checkpoint(cfg.init_weights)
             try:
@@ -265,8 +282,7 @@ class Trainer:
         if not resumed and (self.out / "last.pt").exists():
             raise EdgeposeError(f"{self.out} already holds a run: add --resume to continue it, or choose another --out")
         # Rewritten on resume too: a resume may have extended the run or moved its lr drops.
-        config = json.dumps(asdict(self.cfg), indent=2) + "\n"
-        _atomic(self.out / "config.json", lambda tmp: Path(tmp).write_text(config))
+        atomic_write(self.out / "config.json", json.dumps(asdict(self.cfg), indent=2) + "\n")
         self.steps_log.keep_epochs(self.epoch)
         self.epochs_log.keep_epochs(self.epoch)
 

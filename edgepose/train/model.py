@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgepose.variants import NUM_JOINTS, Variant, get_variant
+from edgepose.variants import NUM_JOINTS, SE_RATIO, Backbone, Variant, get_variant
 
 DROP_CONNECT_RATE = 0.2  # the official code uses one constant rate for every MBConv block
 
@@ -23,6 +23,18 @@ class Swish(nn.Module):
         return x * torch.sigmoid(x)
 
 
+# Backbone activations: Swish as in EfficientNet-B0 and the official EfficientHRNet; ReLU6 as in
+# EfficientNet-Lite, whose ImageNet weights (``--init-backbone imagenet-lite0``) were trained with it.
+ACTIVATIONS = {"swish": Swish, "relu6": nn.ReLU6}
+
+
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(ACTIVATIONS)}") from None
+
+
 def same_padding(kernel: int, stride: int) -> tuple[int, int, int, int]:
     """TensorFlow-style "same" padding as (left, right, top, bottom): the extra pixel goes right/bottom."""
     p = max(kernel - stride, 0)
@@ -30,24 +42,24 @@ def same_padding(kernel: int, stride: int) -> tuple[int, int, int, int]:
 
 
 class ConvBNReLU(nn.Sequential):
-    """Pad, conv (no bias), BN, Swish. Named after the official class (its activation is Swish, not ReLU)."""
+    """Pad, conv (no bias), BN, activation. Named after the official class (its activation is Swish, not ReLU)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: str = "swish"):
         super().__init__(
             nn.ZeroPad2d(same_padding(kernel, stride)),
             nn.Conv2d(cin, cout, kernel, stride, padding=0, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
-            Swish(),
+            activation(act),
         )
 
 
 class SqueezeExcitation(nn.Module):
-    def __init__(self, channels: int, reduced: int):
+    def __init__(self, channels: int, reduced: int, act: str = "swish"):
         super().__init__()
         self.se = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(channels, reduced, 1),
-            Swish(),
+            activation(act),
             nn.Conv2d(reduced, channels, 1),
             nn.Sigmoid(),
         )
@@ -59,15 +71,15 @@ class SqueezeExcitation(nn.Module):
 class MBConvBlock(nn.Module):
     """Inverted residual with SE; the SE width comes from the block's *input* channels, as in the official code."""
 
-    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, act: str = "swish"):
         super().__init__()
         hidden = cin * expand
-        reduced = max(1, int(cin / 4))
+        reduced = max(1, int(cin * SE_RATIO))
         self.use_residual = cin == cout and stride == 1
-        layers: list[nn.Module] = [ConvBNReLU(cin, hidden, 1)] if hidden != cin else []
+        layers: list[nn.Module] = [ConvBNReLU(cin, hidden, 1, act=act)] if hidden != cin else []
         layers += [
-            ConvBNReLU(hidden, hidden, kernel, stride=stride, groups=hidden),
-            SqueezeExcitation(hidden, reduced),
+            ConvBNReLU(hidden, hidden, kernel, stride=stride, groups=hidden, act=act),
+            SqueezeExcitation(hidden, reduced, act),
             nn.Conv2d(hidden, cout, 1, bias=False),
             nn.BatchNorm2d(cout),
         ]
@@ -142,6 +154,15 @@ class HighResolutionModule(nn.Module):
         return out
 
 
+def build_features(backbone: Backbone, act: str = "swish") -> nn.Sequential:
+    """The EfficientNet feature extractor (stem + MBConv blocks) of a backbone row: ``features`` of both the
+    pose model and the backbone classifier, so a trained backbone's ``features.*`` load into either."""
+    layers: list[nn.Module] = [ConvBNReLU(3, backbone.stem_channels, 3, stride=2, act=act)]
+    for cin, cout, expand, kernel, stride in backbone.blocks():
+        layers.append(MBConvBlock(cin, cout, expand, kernel, stride, act))
+    return nn.Sequential(*layers)
+
+
 def _transition(cin: int, cout: int) -> nn.Sequential:
     # Unlike HRNet's strided transitions: a stride-1 3x3 conv *with* bias between stages (official code).
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -163,16 +184,11 @@ class EfficientHRNet(nn.Module):
     [out0 (N,34,H/4,W/4): 17 heatmaps + 17 tag maps, out1 (N,17,H/2,W/2): 17 heatmaps].
     """
 
-    def __init__(self, variant: Variant):
+    def __init__(self, variant: Variant, act: str = "swish"):
         super().__init__()
         self.variant = variant
-        features: list[nn.Module] = [ConvBNReLU(3, variant.stem_channels, 3, stride=2)]
-        cin = variant.stem_channels
-        for stage in variant.backbone:
-            for r in range(stage.repeats):
-                features.append(MBConvBlock(cin, stage.channels, stage.expand, stage.kernel, stage.stride if r == 0 else 1))
-                cin = stage.channels
-        self.features = nn.Sequential(*features)
+        self.activation = act
+        self.features = build_features(variant.backbone_net, act)
         self.taps = variant.tap_indices
 
         c = variant.branch_widths
@@ -227,14 +243,15 @@ class EfficientHRNet(nn.Module):
         return [out0, self.final_layers[1](feat)]
 
 
-def build_model(variant: Variant | str) -> EfficientHRNet:
-    """Build the torch model of one variant (a ``Variant`` row or its name, e.g. "H-4").
+def build_model(variant: Variant | str, activation: str = "swish") -> EfficientHRNet:
+    """Build the torch model of one variant (a ``Variant`` row or its name, e.g. "H-4"); ``activation`` is the
+    backbone's ("swish", the official model, or "relu6" for EfficientNet-Lite ImageNet weights).
 
     Weights are PyTorch's default initialisation; call ``init_official_weights`` for the official training
     init, ``randomize`` for a seeded model with non-trivial outputs, or ``load_official_state_dict`` for a
     trained checkpoint.
     """
-    return EfficientHRNet(get_variant(variant) if isinstance(variant, str) else variant)
+    return EfficientHRNet(get_variant(variant) if isinstance(variant, str) else variant, activation)
 
 
 def init_official_weights(model: nn.Module) -> None:

@@ -26,7 +26,37 @@ def plot_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
     if not steps:
         raise EdgeposeError(f"{run} has no steps.csv rows: is it a run folder of `edgepose train`, and has it run a step?")
     output = Path(output) if output else run / "curves.png"
+    if "heatmap4" not in steps[0]:
+        fig = _classification_figure(plt, steps, epochs)
+    else:
+        fig = _pose_figure(plt, steps, epochs)
+    fig.suptitle(run.name, fontsize=10)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(output)
+    return output
 
+
+def _classification_figure(plt, steps, epochs):
+    """A backbone run (`edgepose train backbone`): loss with the lr, and validation top-1/top-5."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
+    ax_loss.plot(_column(steps, "step"), _column(steps, "loss"), lw=0.8, label="cross-entropy (step)")
+    ax_loss.set(xlabel="step", title="training loss")
+    ax_loss.legend(fontsize=7)
+    lr_axis = ax_loss.twinx()
+    lr_axis.plot(_column(steps, "step"), _column(steps, "lr"), "g--", lw=0.8)
+    lr_axis.set_ylabel("lr", color="g")
+    for name in ("top1", "top5"):
+        ax_acc.plot(_column(epochs, "epoch"), _column(epochs, name), "o-", ms=3, label=name)
+    ax_acc.set(xlabel="epoch", title="validation accuracy", ylim=(0, 1))
+    ax_acc.legend(fontsize=7)
+    return fig
+
+
+def _pose_figure(plt, steps, epochs):
     fig, (ax_loss, ax_ae, ax_ap) = plt.subplots(1, 3, figsize=(13, 3.6), dpi=80)
     step = _column(steps, "step")
     ax_loss.plot(step, _column(steps, "loss"), lw=0.8, alpha=0.5, label="loss (step)")
@@ -58,11 +88,4 @@ def plot_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
     else:
         ax_ap.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax_ap.transAxes)
     ax_ap.set(xlabel="epoch", title="validation (COCO OKS)", ylim=(0, 1))
-    fig.suptitle(run.name, fontsize=10)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(output)
-    return output
+    return fig
