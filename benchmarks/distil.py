@@ -54,7 +54,7 @@ def main() -> None:
     student = PoseModel(args.model, precision_hint=os.environ.get("EDGEPOSE_PRECISION_HINT"))
     teacher = MoveNet(args.teacher)
     if args.teacher_ap:
-        metrics = teacher_ap(teacher, *args.teacher_ap)
+        metrics = teacher_ap(teacher.multiscale, *args.teacher_ap)
         print(f"teacher on {args.teacher_ap[0]}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     cap = cv2.VideoCapture(args.video)
     processed = seen = found = empty = false_alarms = 0

@@ -197,6 +197,38 @@ def test_augmentation_is_seeded_by_seed_epoch_and_index(mini):
     assert np.array_equal(a["image"], b["image"]) and not np.array_equal(a["image"], c["image"])
 
 
+def test_mosaic_keeps_targets_masks_and_people_inside_their_own_quadrant(mini):
+    ds = KeypointDataset(*mini, 128, augment=Augment(mosaic=1.0), seed=3)
+    plain = KeypointDataset(*mini, 128, augment=Augment(), seed=3)
+    people_seen = 0
+    for index in range(6):
+        sample = ds[index]
+        res = 32
+        joints = sample["joints"]
+        for person in joints[joints[..., 1].any(-1)]:
+            flat = person[person[:, 1] > 0, 0]
+            j, yx = flat // (res * res), flat % (res * res)
+            ys, xs = yx // res, yx % res
+            # every joint of one person sits in one quadrant (the tags' person never spans two pictures) ...
+            assert len(set(zip((xs >= res // 2).tolist(), (ys >= res // 2).tolist()))) == 1
+            # ... on its own heatmap's peak
+            assert np.allclose(sample["heatmaps4"][j, ys, xs], 1.0)
+            people_seen += 1
+        # the loss mask is 0 only where a picture says so: black mosaic borders outside a warped picture are 0 too
+        assert set(np.unique(sample["mask4"])) <= {0.0, 1.0} and sample["mask4"].mean() > 0.3
+        assert sample["image"].shape == plain[index]["image"].shape
+    assert people_seen > 6  # four pictures a sample: more people than one image gives
+    # mosaic off draws nothing extra: the plain pipeline's samples are unchanged
+    assert np.array_equal(KeypointDataset(*mini, 128, augment=Augment(mosaic=0.0), seed=3)[2]["image"], plain[2]["image"])
+
+
+def test_training_refuses_validation_images_in_the_training_set(mini, tmp_path):
+    from edgepose.errors import EdgeposeError
+
+    with pytest.raises(EdgeposeError, match="validation images are also in the training set"):
+        Trainer(TrainConfig("H-4", *mini, input_size=64, val_ann=str(mini[0]), val_images=str(mini[1])), tmp_path)
+
+
 # -- learning and resume ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_loss_falls_on_four_real_images(mini, tmp_path):

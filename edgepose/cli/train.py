@@ -10,8 +10,8 @@ from edgepose.errors import EdgeposeError
 
 # Options left unset fall back to TrainConfig's defaults (the official recipe), the one place they live.
 CONFIG_OPTIONS = ("variant", "ann", "images", "epochs", "batch", "input_size", "lr", "weight_decay", "milestones",
-                  "seed", "workers", "device", "init_weights", "init_backbone", "val_every", "val_ann", "val_images", "limit_images",
-                  "max_rotation", "min_scale", "max_scale", "max_translate", "flip", "bf16")
+                  "seed", "workers", "device", "init_weights", "init_backbone", "activation", "val_every", "val_ann", "val_images", "limit_images",
+                  "max_rotation", "min_scale", "max_scale", "max_translate", "flip", "mosaic", "bf16")
 
 
 def _epochs(text: str) -> tuple[int, ...]:
@@ -46,6 +46,8 @@ def _epochs(text: str) -> tuple[int, ...]:
 @click.option("--init-backbone",
               help="Start the backbone from ImageNet: imagenet-lite0 (EfficientNet-Lite0 weights selected down to "
                    "the variant's B-k; the backbone then uses ReLU6), or a best.pt of `edgepose train backbone`.")
+@click.option("--activation", type=click.Choice(["swish", "relu6"]),
+              help="Backbone activation [that of the starting weights: relu6 from imagenet-lite0, else swish].")
 @click.option("--val-every", type=click.IntRange(min=0), help="Validate (COCO AP) every K epochs, 0 = never [10].")
 @click.option("--val-ann", type=click.Path(exists=True, dir_okay=False), help="Validation json [--ann].")
 @click.option("--val-images", type=click.Path(exists=True, file_okay=False), help="Validation images [--images].")
@@ -55,6 +57,8 @@ def _epochs(text: str) -> tuple[int, ...]:
 @click.option("--max-scale", type=float, help="Scale augmentation upper bound [1.5].")
 @click.option("--max-translate", type=float, help="Shift augmentation, in 200-px box units [40].")
 @click.option("--flip", type=float, help="Horizontal flip probability [0.5].")
+@click.option("--mosaic", type=float,
+              help="Probability of a 2x2 mosaic of four images, so samples hold several people [0].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def train(ctx, out, resume, threads, quiet, **options) -> None:
@@ -181,8 +185,33 @@ def diagnose(checkpoint, ann, images, input_size, variant, threads) -> None:
     click.echo(result.report())
 
 
+TEACHER_HELP = ("strong (NanoDet boxes -> MoveNet Thunder, plus MoveNet MultiPose; coco-mini AP 0.45) or multipose "
+                "(MoveNet MultiPose at 256 + 512 px; AP 0.36), or the path of a MultiPose IR folder/.xml.")
+
+
+def _teacher(teacher: str, models: str, bf16: bool, factory: bool = False):
+    """The teacher callable, or with ``factory`` a picklable function that builds it (for worker processes)."""
+    from functools import partial
+
+    from edgepose.train.teacher import TEACHERS, make_teacher
+
+    if teacher not in TEACHERS:
+        if not os.path.exists(teacher):
+            raise EdgeposeError(f"--teacher {teacher}: choose strong or multipose, or give a MoveNet MultiPose IR path")
+        teacher, models = "multipose", teacher
+    build = partial(make_teacher, teacher, models, bf16)
+    if factory:
+        build()  # fail here, in one line, rather than in every worker
+        return build
+    return build()
+
+
 @train.command("pseudo-label")
-@click.option("--teacher", required=True, type=click.Path(exists=True), help="MoveNet MultiPose IR folder or .xml.")
+@click.option("--teacher", default="strong", show_default=True, help=TEACHER_HELP)
+@click.option("--teacher-models", default="../shared/models", show_default=True,
+              type=click.Path(file_okay=False), help="Folder with nanodet/, movenet-thunder/, movenet-multipose/.")
+@click.option("--bf16", is_flag=True, help="Run the teacher in bfloat16 (faster on AVX-512 BF16 CPUs; labels "
+                                           "then depend on the CPU).")
 @click.option("--images", "image_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of images to label (recursive; repeatable).")
 @click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -195,18 +224,40 @@ def diagnose(checkpoint, ann, images, input_size, variant, threads) -> None:
 @click.option("--skip-real-ids", help="Leave out these image ids of --keep-real (a held-out split).")
 @click.option("--exclude", multiple=True, help="Glob of image paths (relative to their --images folder) to skip.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="COCO json to write.")
-def pseudo_label(teacher, image_dirs, videos, stride, frames_dir, keep_real, real_images, real_ids, skip_real_ids,
-                 exclude, out) -> None:
-    """Label images and video frames with the MoveNet teacher as COCO keypoints (file names relative to OUT)."""
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes labelling in parallel (each loads the teacher).")
+def pseudo_label(teacher, teacher_models, bf16, image_dirs, videos, stride, frames_dir, keep_real, real_images,
+                 real_ids, skip_real_ids, exclude, out, workers) -> None:
+    """Label images and video frames with a pretrained teacher as COCO keypoints (file names relative to OUT)."""
     from tqdm import tqdm
 
     from edgepose.train.pseudo import parse_ids, pseudo_label as run
-    from edgepose.train.teacher import MoveNet
 
-    summary = run(MoveNet(teacher).multiscale, out, images=image_dirs, videos=videos, stride=stride,
+    summary = run(_teacher(teacher, teacher_models, bf16, factory=workers > 1), out, workers=workers, images=image_dirs, videos=videos, stride=stride,
                   frames_dir=frames_dir, keep_real=keep_real, real_images=real_images, real_ids=parse_ids(real_ids),
                   skip_real_ids=parse_ids(skip_real_ids) or (), exclude=exclude,
                   progress=lambda it: tqdm(it, desc="labelling", unit="image"))
     click.echo(f"wrote {out}: {summary['images']} images, {summary['people']} pseudo-labelled people "
                f"({summary['ignored']} ignore regions), {summary['real_annotations']} real annotations kept; "
                f"train with --ann {out} --images {os.path.dirname(out) or '.'}")
+
+
+@train.command("teacher-eval")
+@click.option("--teacher", default="strong", show_default=True, help=TEACHER_HELP)
+@click.option("--teacher-models", default="../shared/models", show_default=True,
+              type=click.Path(file_okay=False), help="Folder with nanodet/, movenet-thunder/, movenet-multipose/.")
+@click.option("--bf16", is_flag=True, help="Run the teacher in bfloat16.")
+@click.option("--ann", required=True, type=click.Path(exists=True, dir_okay=False), help="COCO keypoints json.")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Its images.")
+def teacher_eval(teacher, teacher_models, bf16, ann, images) -> None:
+    """COCO keypoint AP of a teacher on labelled images (what its pseudo-labels are worth)."""
+    import time
+
+    from tqdm import tqdm
+
+    from edgepose.train.teacher import teacher_ap
+
+    model = _teacher(teacher, teacher_models, bf16)
+    t0 = time.perf_counter()
+    metrics = teacher_ap(model, ann, images, progress=lambda it: tqdm(it, desc="images", leave=False))
+    click.echo("  ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + f"  ({time.perf_counter() - t0:.0f} s)")

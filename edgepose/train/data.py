@@ -9,6 +9,10 @@ HigherHRNet's training pipeline does it, with EfficientHRNet's settings:
   affine warp: rotation within +-30 degrees, scale 0.75-1.5 of the image's short side, and a shift of the
   centre by up to 40 units of the official 200-px reference box (``MAX_TRANSLATE`` 40 times ``scale``, i.e.
   up to 20 % of the crop side), into a fixed square input;
+* mosaic (``Augment.mosaic``, off by default): with that probability a sample is a 2x2 mosaic of four images,
+  each augmented as above into its quadrant, so most samples hold several people from different pictures and
+  the associative-embedding loss learns to tell them apart. A joint that falls outside its own quadrant is
+  dropped (it would sit on another picture), and each quadrant carries its own loss mask;
 * targets at 1/4 and 1/2 of the input (``edgepose.train.targets``).
 
 Randomness is drawn from a generator seeded by (seed, epoch, index), so a sample is the same whatever worker
@@ -44,18 +48,21 @@ class Augment:
     max_scale: float = 1.5
     max_translate: float = 40.0
     flip: float = 0.5
+    mosaic: float = 0.0  # probability of a 2x2 mosaic of four images
 
     def __post_init__(self) -> None:
         if not 0 < self.min_scale <= self.max_scale:
             raise ValueError(f"need 0 < min_scale <= max_scale, got {self.min_scale} and {self.max_scale}")
         if not 0 <= self.flip <= 1:
             raise ValueError(f"flip is a probability in [0, 1], got {self.flip}")
+        if not 0 <= self.mosaic <= 1:
+            raise ValueError(f"mosaic is a probability in [0, 1], got {self.mosaic}")
         if self.max_rotation < 0 or self.max_translate < 0:
             raise ValueError("max_rotation and max_translate must be >= 0")
 
     @classmethod
     def off(cls) -> Augment:
-        return cls(0.0, 1.0, 1.0, 0.0, 0.0)
+        return cls(0.0, 1.0, 1.0, 0.0, 0.0, 0.0)
 
 
 def normalize(rgb: np.ndarray) -> np.ndarray:
@@ -157,11 +164,39 @@ class KeypointDataset:
         return joints_arr, (1 - ignore).astype(np.float32)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        image_id = self.ids[index]
-        image = self.read_image(image_id)
-        joints, mask = self.annotations(image_id)
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        h, w = image.shape[:2]
+        s = self.input_size
+        # (No draw when mosaic is off, so the augmentation of such runs stays as it always was.)
+        if not self.augment.mosaic or rng.random() >= self.augment.mosaic:
+            tiles = [(self.ids[index], rng, 0, 0, s)]
+        else:
+            # Four pictures (this one first), each into a quadrant with its own seeded augmentation.
+            others = rng.integers(len(self.ids), size=3)
+            picks = [self.ids[index], *(self.ids[int(i)] for i in others)]
+            half = s // 2
+            tiles = [(image_id, np.random.default_rng((self.seed, self.epoch, index, t)), (t % 2) * half,
+                      (t // 2) * half, half) for t, image_id in enumerate(picks)]
+        image = np.zeros((s, s, 3), np.uint8)
+        per_res = {name: ([], np.zeros((res, res), np.float32)) for name, res in (("4", s // 4), ("2", s // 2))}
+        for image_id, tile_rng, x0, y0, side in tiles:
+            self._draw_tile(image_id, tile_rng, x0, y0, side, image, per_res)
+        sample = {"image": normalize(image)}
+        for name, (joints, mask) in per_res.items():
+            res = mask.shape[0]
+            all_joints = np.concatenate(joints) if joints else np.zeros((0, NUM_JOINTS, 3), np.float32)
+            sample["heatmaps" + name] = heatmaps(all_joints, res, self.sigma)
+            sample["mask" + name] = mask
+            if name == "4":
+                sample["joints"] = joint_indices(all_joints, res, self.max_people)
+        return sample
+
+    def _draw_tile(self, image_id: int, rng: np.random.Generator, x0: int, y0: int, side: int, image: np.ndarray,
+                   per_res: dict) -> None:
+        """Augment one picture into the ``side``-square at (x0, y0) of the input ``image``, and add its joints and
+        loss mask at each target resolution (``per_res``: name -> (joint list, mask))."""
+        picture = self.read_image(image_id)
+        joints, mask = self.annotations(image_id)
+        h, w = picture.shape[:2]
         aug = self.augment
 
         flip = np.eye(3)
@@ -176,19 +211,47 @@ class KeypointDataset:
             center += rng.integers(-limit, limit, size=2, endpoint=False) if limit > 0 else 0
 
         s = self.input_size
-        sample = {}
-        to_input = crop_matrix(center, scale * BOX_UNIT, s, rotation) @ flip
-        warped = cv2.warpAffine(image, to_input[:2], (s, s), flags=cv2.INTER_LINEAR)
-        sample["image"] = normalize(warped)
-        for name, res in (("4", s // 4), ("2", s // 2)):
-            m = crop_matrix(center, scale * BOX_UNIT, res, rotation) @ flip
-            out_joints = warp_joints(joints, m)
-            sample["heatmaps" + name] = heatmaps(out_joints, res, self.sigma)
-            warped_mask = cv2.warpAffine((mask * 255).astype(np.uint8), m[:2], (res, res)) / 255.0
-            sample["mask" + name] = (warped_mask > 0.5).astype(np.float32)
-            if name == "4":
-                sample["joints"] = joint_indices(out_joints, res, self.max_people)
-        return sample
+        to_tile = crop_matrix(center, scale * BOX_UNIT, side, rotation) @ flip
+        image[y0:y0 + side, x0:x0 + side] = cv2.warpAffine(picture, to_tile[:2], (side, side), flags=cv2.INTER_LINEAR)
+        for name, (joint_list, full_mask) in per_res.items():
+            res = full_mask.shape[0]
+            k = res / s  # input pixels -> target pixels
+            tile_res, tx, ty = round(side * k), round(x0 * k), round(y0 * k)
+            m = crop_matrix(center, scale * BOX_UNIT, tile_res, rotation) @ flip
+            tile_joints = warp_joints(joints, m)
+            if side < s:  # a joint outside its own quadrant would land on another picture: drop it
+                xy = tile_joints[..., :2]
+                outside = (xy < 0).any(-1) | (xy >= tile_res).any(-1)
+                tile_joints[outside] = 0.0
+                tile_joints = tile_joints[(tile_joints[..., 2] > 0).any(-1)]
+            tile_joints[..., 0] += tx
+            tile_joints[..., 1] += ty
+            joint_list.append(tile_joints)
+            warped_mask = cv2.warpAffine((mask * 255).astype(np.uint8), m[:2], (tile_res, tile_res)) / 255.0
+            full_mask[ty:ty + tile_res, tx:tx + tile_res] = (warped_mask > 0.5).astype(np.float32)
+
+
+def image_hashes(ann_file: str | Path, image_dir: str | Path) -> dict[str, str]:
+    """SHA-256 of every image file a COCO json lists -> its file name (missing files are skipped)."""
+    import hashlib
+
+    coco = load_coco(ann_file)
+    out = {}
+    for info in coco.loadImgs(coco.getImgIds()):
+        path = Path(image_dir) / info["file_name"]
+        if path.is_file():
+            out[hashlib.sha256(path.read_bytes()).hexdigest()] = info["file_name"]
+    return out
+
+
+def check_no_overlap(train: tuple[str | Path, str | Path], val: tuple[str | Path, str | Path]) -> None:
+    """Refuse a training set that holds any validation image (same file content): its AP would not be honest."""
+    seen = image_hashes(*val)
+    shared = sorted(seen[h] for h in image_hashes(*train).keys() & seen.keys())
+    if shared:
+        raise EdgeposeError(f"{len(shared)} validation images are also in the training set ({', '.join(shared[:3])}"
+                            f"{', ...' if len(shared) > 3 else ''}): leave them out of --ann (e.g. pseudo-label without "
+                            "that folder) or validate on other images")
 
 
 def load_coco(ann_file: str | Path):

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from edgepose.errors import EdgeposeError
 from edgepose.train.backbone import IMAGENET_LITE0, init_backbone, trained_activation
-from edgepose.train.data import Augment, KeypointDataset
+from edgepose.train.data import Augment, KeypointDataset, check_no_overlap
 from edgepose.train.losses import PULL_FACTOR, PUSH_FACTOR, efficienthrnet_loss
 from edgepose.train.model import build_model, init_official_weights
 from edgepose.train.official import load_official_state_dict, read_checkpoint
@@ -82,6 +82,7 @@ class TrainConfig:
     max_scale: float = 1.5
     max_translate: float = 40.0
     flip: float = 0.5
+    mosaic: float = 0.0  # probability of a 2x2 mosaic of four images (``data.Augment``)
     seed: int = 0
     workers: int = 0
     device: str = "auto"
@@ -89,7 +90,7 @@ class TrainConfig:
     # Backbone to start from: "imagenet-lite0" (ImageNet weights by weight selection, see train.backbone) or a
     # checkpoint of ``edgepose train backbone``; applied before ``init_weights``.
     init_backbone: str | None = None
-    activation: str | None = None  # the backbone's; None: what the initial weights were trained with
+    activation: str | None = None  # the backbone's (swish or relu6); None: what the initial weights were trained with
     val_every: int = 10  # epochs between validations; 0 = never
     val_ann: str | None = None  # default: the training annotations
     val_images: str | None = None
@@ -219,6 +220,8 @@ class Trainer:
             self.dataset.ids = self.dataset.ids[: cfg.limit_images]
             ids = self.dataset.ids
         self.val_ids = ids if cfg.val_ann is None else None  # validating on training data: the same images
+        if cfg.val_ann is not None:
+            check_no_overlap((cfg.ann, cfg.images), (cfg.val_ann, cfg.val_images or cfg.images))
         if cfg.activation is None:
             cfg.activation = trained_activation(cfg.init_weights or cfg.init_backbone)
         self.model = build_model(cfg.variant, cfg.activation)
@@ -245,7 +248,7 @@ class Trainer:
 
     def augmentation(self) -> Augment:
         c = self.cfg
-        return Augment(c.max_rotation, c.min_scale, c.max_scale, c.max_translate, c.flip)
+        return Augment(c.max_rotation, c.min_scale, c.max_scale, c.max_translate, c.flip, c.mosaic)
 
     # -- run folder -------------------------------------------------------------------------------------
     @classmethod

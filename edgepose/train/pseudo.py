@@ -154,10 +154,13 @@ def pseudo_label(
     skip_real_ids: Iterable[int] = (),
     exclude: Iterable[str] = (),
     progress: Callable[[Iterable], Iterable] = lambda it: it,
+    workers: int = 1,
 ) -> dict:
     """Write the COCO json ``out`` and return a summary dict (images, people, ignored, real images/annotations).
 
-    ``teacher(image_bgr) -> (Poses, boxes)`` labels each image (``MoveNet(...).multiscale``). ``images`` are
+    ``teacher(image_bgr) -> (Poses, boxes)`` labels each image (``MoveNet(...).multiscale``); with ``workers`` > 1
+    it must be a picklable factory of such a callable (e.g. ``functools.partial(make_teacher, "strong", models)``),
+    built once in each worker process. ``images`` are
     folders (searched recursively; ``exclude`` globs drop files), ``videos`` are sampled every ``stride``
     frames into ``frames_dir`` (default: ``frames`` beside ``out``). ``keep_real`` adds a real COCO json
     (images in ``real_images``, default its ``images/`` folder), restricted to ``real_ids`` if given and
@@ -187,18 +190,13 @@ def pseudo_label(
 
     next_image = max((im["id"] for im in coco["images"]), default=0) + 1
     next_ann = max((a["id"] for a in coco["annotations"]), default=0) + 1
-    people = ignored = shadowed = 0
-    for path in progress(sources):
-        if real_hashes and _sha256(path) in real_hashes:
-            shadowed += 1  # real labels take precedence
-            continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise EdgeposeError(f"cannot read image {path}: remove it or pass --exclude")
-        poses, boxes = teacher(image)
+    people = ignored = 0
+    todo = [p for p in sources if not (real_hashes and _sha256(p) in real_hashes)]  # real labels take precedence
+    shadowed = len(sources) - len(todo)
+    for path, (height, width), poses, boxes in progress(_Sized(_labelled(teacher, todo, workers), len(todo))):
         anns = teacher_annotations(poses, boxes, next_image, next_ann)
         coco["images"].append({"id": next_image, "file_name": os.path.relpath(path.resolve(), root),
-                               "width": image.shape[1], "height": image.shape[0]})
+                               "width": width, "height": height})
         coco["annotations"] += anns
         people += sum(a["num_keypoints"] > 0 for a in anns)
         ignored += sum(a["num_keypoints"] == 0 for a in anns)
@@ -208,6 +206,46 @@ def pseudo_label(
     real = len(coco["annotations"]) - people - ignored
     return {"images": len(coco["images"]), "pseudo_images": len(sources) - shadowed, "people": people,
             "ignored": ignored, "shadowed": shadowed, "real_annotations": real}
+
+
+class _Sized:
+    """An iterator with a known length, so progress bars show a total."""
+
+    def __init__(self, iterator, length: int):
+        self.iterator, self.length = iterator, length
+
+    def __iter__(self):
+        return iter(self.iterator)
+
+    def __len__(self) -> int:
+        return self.length
+
+
+_worker_teacher = None
+
+
+def _start_worker(factory) -> None:
+    global _worker_teacher
+    _worker_teacher = factory()
+
+
+def _label_one(path: Path, teacher=None):
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise EdgeposeError(f"cannot read image {path}: remove it or pass --exclude")
+    poses, boxes = (teacher or _worker_teacher)(image)
+    return path, image.shape[:2], poses, boxes
+
+
+def _labelled(teacher, paths: list[Path], workers: int):
+    """(path, (height, width), Poses, boxes) per image, in order; ``workers`` processes label in parallel."""
+    if workers <= 1:
+        yield from (_label_one(p, teacher) for p in paths)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (teacher,)) as pool:
+        yield from pool.imap(_label_one, paths, chunksize=2)
 
 
 def parse_ids(text: str | None) -> list[int] | None:
