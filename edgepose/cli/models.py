@@ -81,8 +81,8 @@ def _print_backbones(rows: list[dict], as_json: bool) -> None:
                    f"{p['imagenet_flops'] / 1e9:>5.2f}B {p['imagenet_top1']:>5.1f} {p['cifar_params'] / 1e6:>5.1f}M "
                    f"{p['cifar_top1']:>5.1f}")
     click.echo("ours: counted from the table (conv/linear MACs, BN in params) at ceil(224 * 1.15**phi), equal to the "
-               "torch counter; the paper's B-3/B-4 inputs (145, 128) depart from its own rule, and its B-4 ImageNet "
-               "params repeat the CIFAR figure (ours: 1.27M with a 100-class head). See models/README.md.")
+               "torch counter. The paper's B-3/B-4 inputs (145, 128) depart from its own rule, its B-4 ImageNet params "
+               "repeat the CIFAR figure, and its MACs assume TensorFlow padding at odd sizes: see models/README.md.")
 
 
 @models.command()

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgepose.train import counting
-from edgepose.variants import VARIANTS, Variant
+from edgepose.variants import BACKBONES, VARIANTS, Variant
 
 count_params_macs = lru_cache(maxsize=None)(counting.count_params_macs)  # each variant is counted once
 
@@ -66,6 +66,32 @@ def _g(n: int) -> str:
     return f"{n / 1e9:.3f} G"
 
 
+BACKBONE_NOTES = (
+    "Counted as above, at ceil(224 x 1.15^phi) with the classifier (1x1 head conv, 1000- or 100-class FC). B0 is "
+    "EfficientNet-B0 (5,288,548 parameters, the well-known figure); the parameters of B-1..B-3 and of every CIFAR "
+    "column agree with Table 2 to its printed precision. Differences: the paper's B-3/B-4 inputs (145, 128) depart "
+    "from its own rule (ceil gives 148, 129); its B-4 ImageNet parameters (1.3 M) repeat the CIFAR figure (with a "
+    "1000-class FC, 0.87 M of it, B-4 has 2.06 M); and our MACs are lower at the odd sizes these inputs produce, "
+    "because the official model pads a fixed max(k - s, 0) pixels where TensorFlow's \"same\" padding keeps "
+    "ceil(H / s) rows (with that padding B-1..B-4 count 0.302, 0.177, 0.107, 0.058 G, Table 2's figures). `edgepose train backbone` trains any of them on an ImageFolder "
+    "with the paper's recipe; `--init imagenet-lite0` (and `edgepose train --init-backbone imagenet-lite0` for the "
+    "pose models) starts them from EfficientNet-Lite0's ImageNet weights by weight selection: per stage its first "
+    "blocks, per tensor the leading channels, squeeze-excite neutral, ReLU6 as Lite0 (details in "
+    "`edgepose/train/backbone.py`)."
+)
+
+
+def backbone_table() -> str:
+    rows = []
+    for b in BACKBONES.values():
+        (pi, mi), (pc, _), t = b.count(1000), b.count(100), b.paper
+        rows.append(f"| {b.name} | {b.phi} | {b.width_mult} / {b.depth_mult} | {b.resolution} ({t.input_size}) | "
+                    f"{', '.join(f'{s.channels}x{s.repeats}' for s in b.stages)} | {pi:,} ({t.imagenet_params / 1e6:.1f} M) "
+                    f"| {_g(mi)} ({t.imagenet_flops / 1e9:.2f} B) | {pc:,} ({t.cifar_params / 1e6:.1f} M) | "
+                    f"{t.imagenet_top1} / {t.cifar_top1} |")
+    return "\n".join(rows)
+
+
 def family_card() -> str:
     """models/README.md."""
     rows = []
@@ -96,10 +122,19 @@ AP is the paper's Table 3 (COCO val2017, %). True MACs are at the nominal square
 
 {INFLATION}
 
+## Backbones B0..B-4 (paper Table 2)
+
+| backbone | phi | width / depth | input (paper) | stages (channels x blocks) | params, ImageNet head (paper) | MACs (paper FLOPs) | params, CIFAR-100 head (paper) | paper top-1 ImageNet / CIFAR |
+|---|---|---|---|---|---|---|---|---|
+{backbone_table()}
+
+{BACKBONE_NOTES}
+
 ## Use
 
 ```bash
 edgepose models info                      # this table, no torch needed (--measure recounts with torch)
+edgepose models info --backbones          # B0..B-4 beside the paper's Table 2
 pip install 'edgepose[train]'             # torch, nncf: training and export
 edgepose train --variant H-4 --ann person_keypoints_train2017.json --images train2017/ --out runs/h4
 edgepose export --variant H-4 --weights runs/h4/best.pt --out models/efficienthrnet-h-4/
