@@ -39,7 +39,7 @@ def _epochs(text: str) -> tuple[int, ...]:
 @click.option("--workers", type=click.IntRange(min=0), help="Data loader processes [0].")
 @click.option("--device", help="auto, cpu or cuda[:N] [auto].")
 @click.option("--bf16", is_flag=True, default=None,
-              help="Mixed precision: convolutions in bfloat16, about 1.5x faster on CPUs with AVX-512 BF16 or AMX "
+              help="Mixed precision: convolutions in bfloat16, about 1.5x faster on CPUs with AVX-512 BF16 or AMX (slower elsewhere) "
                    "and on Ampere or newer GPUs; weights stay float32.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch uses [torch's default].")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint.")

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from edgepose.errors import EdgeposeError
 from edgepose.train.backbone import IMAGENET_LITE0, LITE0_ACTIVATION, build_classifier, select_from_lite0, xavier_init
 from edgepose.train.data import normalize
-from edgepose.train.loop import CsvLog, atomic_write, pick_device, save_torch
+from edgepose.train.loop import CsvLog, atomic_write, pick_device, save_torch, warn_slow_bf16
 from edgepose.variants import get_backbone
 
 CHECKPOINT_FORMAT = "edgepose-backbone"
@@ -192,6 +192,7 @@ class BackboneTrainer:
     def __init__(self, cfg: BackboneConfig, out_dir: str | Path, log=tqdm.write):
         self.cfg, self.out = cfg, Path(out_dir)
         self.device = pick_device(cfg.device)
+        warn_slow_bf16(cfg.bf16, self.device, log)
         data = Path(cfg.data)
         self.classes, train = image_folder(data / "train")
         _, val = image_folder(data / "val", self.classes)
