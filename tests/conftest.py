@@ -140,3 +140,14 @@ def h4_ir(tmp_path_factory) -> Path:
     from edgepose.train.export import export_variant
 
     return export_variant("H-4", tmp_path_factory.mktemp("h4") / "efficienthrnet-h-4", random_init=True, seed=0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread: on a shared, busy CPU, multi-threaded small convs are several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

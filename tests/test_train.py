@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -24,13 +25,6 @@ SINGLE_PERSON = 785  # coco-mini image with one person, all 17 joints labelled
 CROWDED = 129648  # a crowd region and several people annotated without keypoints
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One thread: on a shared, busy CPU, multi-threaded small convs are several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ are what ``edgepose train --init-backbone`` loads into an EfficientHRNet of the 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -33,7 +32,7 @@ from tqdm import tqdm
 from edgepose.errors import EdgeposeError
 from edgepose.train.backbone import IMAGENET_LITE0, LITE0_ACTIVATION, build_classifier, select_from_lite0, xavier_init
 from edgepose.train.data import normalize
-from edgepose.train.loop import CsvLog, atomic_write, pick_device, save_torch, warn_slow_bf16
+from edgepose.train.loop import CsvLog, pick_device, save_torch, start_run_folder, warn_slow_bf16
 from edgepose.variants import get_backbone
 
 CHECKPOINT_FORMAT = "edgepose-backbone"
@@ -284,12 +283,7 @@ class BackboneTrainer:
                 "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state()}
 
     def fit(self, progress: bool = True, resumed: bool = False) -> dict:
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not resumed and (self.out / "last.pt").exists():
-            raise EdgeposeError(f"{self.out} already holds a run: add --resume to continue it, or choose another --out")
-        atomic_write(self.out / "config.json", json.dumps(asdict(self.cfg), indent=2) + "\n")
-        self.steps_log.keep_epochs(self.epoch)
-        self.epochs_log.keep_epochs(self.epoch)
+        start_run_folder(self, resumed)
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             row = self.train_epoch(progress)

@@ -192,6 +192,19 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def start_run_folder(trainer, resumed: bool) -> None:
+    """Prepare ``trainer.out`` for ``fit``: refuse to start over an existing run, write config.json (rewritten
+    on resume too: a resume may have extended the run or moved its lr drops) and drop log rows of the epochs
+    a resume will redo."""
+    out = trainer.out
+    out.mkdir(parents=True, exist_ok=True)
+    if not resumed and (out / "last.pt").exists():
+        raise EdgeposeError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    atomic_write(out / "config.json", json.dumps(asdict(trainer.cfg), indent=2) + "\n")
+    trainer.steps_log.keep_epochs(trainer.epoch)
+    trainer.epochs_log.keep_epochs(trainer.epoch)
+
+
 class CsvLog:
     """An append-only CSV with a fixed header; ``keep_epochs`` drops rows of epochs a resume will redo."""
 
@@ -296,14 +309,6 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         return trainer
 
-    def _start_folder(self, resumed: bool) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not resumed and (self.out / "last.pt").exists():
-            raise EdgeposeError(f"{self.out} already holds a run: add --resume to continue it, or choose another --out")
-        # Rewritten on resume too: a resume may have extended the run or moved its lr drops.
-        atomic_write(self.out / "config.json", json.dumps(asdict(self.cfg), indent=2) + "\n")
-        self.steps_log.keep_epochs(self.epoch)
-        self.epochs_log.keep_epochs(self.epoch)
 
     def checkpoint(self) -> dict:
         """The resumable state at the end of the current epoch (``state_dict`` is what export reads)."""
@@ -381,7 +386,7 @@ class Trainer:
 
     def fit(self, progress: bool = True, resumed: bool = False) -> dict:
         """Train until ``cfg.epochs``; checkpoints after every epoch. Returns the best record."""
-        self._start_folder(resumed)
+        start_run_folder(self, resumed)
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             row = self.train_epoch(progress)
