@@ -157,7 +157,11 @@ class HandsUpRule(_Section):
 
 
 def _rule_switch(value: Any) -> Any:
-    return {"enabled": value} if isinstance(value, bool) else value  # `fall: true` is enough
+    if isinstance(value, bool):
+        return {"enabled": value}  # `fall: true` is enough
+    if not isinstance(value, (Mapping, BaseModel)):
+        raise ValueError(f"expected true, false or a mapping of the rule's parameters, got {value!r}")
+    return value
 
 
 class RulesConfig(_Section):
@@ -237,6 +241,10 @@ class DecodeConfig(_Section):
     tag_threshold: float = Field(1.0, gt=0, description="Maximum tag distance for a joint to join a person.")
     max_people: int = Field(30, ge=1, le=300, description="Peaks kept per joint type (upper bound on people).")
     min_joints: int = Field(3, ge=1, le=17, description="People with fewer detected joints are dropped.")
+    min_score: float = Field(
+        0.1, ge=0, le=1, description="People whose score (mean of their 17 joint values) is lower are dropped: "
+        "`refine` can complete a stray peak into a faint copy of a real person, which trackers and counts must not see."
+    )
     adjust: bool = Field(True, description="Quarter-pixel refinement of peaks towards the higher neighbour.")
     refine: bool = Field(True, description="Search missing joints near each person's mean tag.")
 
