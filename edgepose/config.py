@@ -179,7 +179,8 @@ def _unique_names(items: list, kind: str) -> list:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         if item.name in seen:
-            # ctx["at"] points the error at the repeated item, so `config check` reports that item's line.
+            # ctx["at"] (a path below the validated field) points the error at the repeated item, so
+            # `config check` reports that item's line.
             raise PydanticCustomError(
                 "duplicate_name", "{kind} name '{name}' is already used by item [{first}]; names must be unique",
                 {"kind": kind, "name": item.name, "first": seen[item.name], "at": (i, "name")},
@@ -424,6 +425,17 @@ class AppConfig(_Section):
             if part not in ("mqtt", "-") and not part.endswith(".jsonl"):
                 raise ValueError(f"unknown output {part!r}: use mqtt, - (stdout) or a path ending in .jsonl")
         return output
+
+    @model_validator(mode="after")
+    def _analytics_need_tracks(self) -> AppConfig:
+        if not self.tracking.enabled and any(
+            s.zones or s.lines or s.rules.fall.enabled or s.rules.hands_up.enabled for s in self.sources
+        ):
+            raise PydanticCustomError(
+                "analytics_need_tracks", "zones, lines and pose rules follow people by track id; set it to true",
+                {"at": ("tracking", "enabled")},
+            )
+        return self
 
     @field_validator("sources")
     @classmethod

@@ -77,6 +77,14 @@ def test_config_check_reports_geometry_errors_with_lines(tmp_path, replace, line
     assert result.output.startswith(f"{path}:{line}: {message}"), result.output
 
 
+def test_analytics_without_tracking_is_refused(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text(SHOP + "tracking: {enabled: false}\n")
+    with pytest.raises(ConfigError, match=r"shop.yaml:12: tracking.enabled: zones, lines and pose rules follow people "
+                                          r"by track id; set it to true"):
+        load_config(path, environ={})
+
+
 def test_duplicate_names_point_at_the_repeated_item(tmp_path):
     text = SHOP.replace("    lines:\n", "      - name: counter\n        polygon: [[0, 0], [1, 0], [1, 1]]\n    lines:\n")
     text = text.replace("    rules:", "      - name: door\n        points: [[0, 0.5], [1, 0.5]]\n    rules:")
@@ -189,3 +197,12 @@ def test_publisher_sends_discovery_and_only_changed_counters(mosquitto):
     assert "homeassistant/binary_sensor/edgepose_shop_zone_counter_occupied/config" in discovery
     assert len(discovery) == 2 + 5  # people + fps, then zone x2, line x2, fall
     sub.close()
+
+
+def test_watch_shows_where_an_analytics_event_happened():
+    from edgepose.publish.watch import format_message
+
+    event = Event("line_crossed", "line", 4, 1_700_000_000 * 10**9, None, 0.9, line="door", direction="in")
+    msg = analytics_event_message(source_id="shop", event=event, frame_index=12, frame_size=(640, 360))
+    assert format_message("edgepose/shop/events", json.dumps(msg).encode()) == (
+        "shop events  line_crossed  track 4  frame 12  line door  direction in")

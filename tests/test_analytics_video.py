@@ -53,6 +53,7 @@ def analytics_events(sub: Collector) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # every one of the 1394 frames is processed: about 2 minutes idle, 6 on a busy 2-core box
 def test_line_across_the_room_counts_everyone_who_walks_across_and_nobody_falls(
         mosquitto, video_one_by_one, tmp_path):
     sub = run_video(video_one_by_one, mosquitto, tmp_path, lines="[{name: exit, points: [[0.72, 0.0], [0.72, 1.0]]}]")
