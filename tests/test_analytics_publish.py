@@ -86,7 +86,8 @@ def test_analytics_without_tracking_is_refused(tmp_path):
 
 
 def test_duplicate_names_point_at_the_repeated_item(tmp_path):
-    text = SHOP.replace("    lines:\n", "      - name: counter\n        polygon: [[0, 0], [1, 0], [1, 1]]\n    lines:\n")
+    zone = "      - name: counter\n        polygon: [[0, 0], [1, 0], [1, 1]]\n"
+    text = SHOP.replace("    lines:\n", zone + "    lines:\n")
     text = text.replace("    rules:", "      - name: door\n        points: [[0, 0.5], [1, 0.5]]\n    rules:")
     path = tmp_path / "dup.yaml"
     path.write_text(text)

@@ -1,8 +1,8 @@
 """Analytics on the wire: event messages, retained counter topics, the geometry message and Home Assistant entities.
 
 Topics under ``<prefix>/<source_id>/``:
-  ``events``               zone_entered/left, dwell, crowd(_ended), line_crossed, fall, hands_up (schema: ``schema.json``
-                           ``$defs/analytics_event``), beside person_entered/left
+  ``events``               zone_entered/left, dwell, crowd(_ended), line_crossed, fall, hands_up, beside
+                           person_entered/left (schema: ``schema.json`` ``$defs/analytics_event``)
   ``zones/<name>/count``   people in the zone (retained)
   ``lines/<name>/in|out``  crossings since start (retained)
   ``rules/<rule>``         ``ON`` while someone is fallen / holds the hands up (retained)
@@ -22,7 +22,7 @@ RULE_ENTITIES = {"fall": ("Fall", "safety", "mdi:human-handsdown"), "hands_up": 
 
 
 def analytics_event_message(*, source_id: str, event, frame_index: int, frame_size: tuple[int, int]) -> dict:
-    """An ``edgepose.analytics.Event`` as the schema's analytics_event (pose in frame pixels when the person was seen)."""
+    """An ``edgepose.analytics.Event`` as the schema's analytics_event (with the pose, in frame pixels, when seen)."""
     msg: dict = {
         "schema_version": SCHEMA_VERSION,
         "source_id": source_id,

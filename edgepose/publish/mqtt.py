@@ -39,6 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from edgepose.config import MqttConfig, SourceConfig
 from edgepose.errors import BrokerError
+from edgepose.publish.analytics import analytics_discovery
 
 log = logging.getLogger(__name__)
 
@@ -321,9 +322,8 @@ def homeassistant_discovery(config: MqttConfig, source_id: str, model: str = "Ef
             payload["unit_of_measurement"] = unit
         out.append((f"{config.homeassistant_prefix}/sensor/edgepose_{source_id}_{key}/config", json.dumps(payload)))
     if source is not None:
-        from edgepose.publish.analytics import analytics_discovery
-
-        availability = {k: payload[k] for k in ("availability_topic", "payload_available", "payload_not_available")}
+        availability = {"availability_topic": topic(config, source_id, "status"), "payload_available": ONLINE,
+                        "payload_not_available": OFFLINE}
         out += analytics_discovery(config, source, device=device, availability=availability,
                                    uid_prefix=f"edgepose_{source_id}")
     return out
