@@ -7,8 +7,9 @@ every second frame around each exit: SIX people, one at a time, each walks in fr
 to 0.55), stands at the table (feet at x ~0.5 to 0.65) and leaves past the pillar to the bottom right (feet through
 x ~0.75 to 0.95): visits at 7-19 s, 23-44 s, 51-69 s, 75-86 s, 93-119 s and 124-135 s. A line from (0.72, 0) to
 (0.72, 1) is therefore crossed exactly six times, each time towards the right, which for a line drawn top to
-bottom is `out` (its right-hand side, the `in` side, is x < 0.72), and never the other way. Nobody falls, sits,
-bends or lies down in any of the three videos.
+bottom is `out` (its right-hand side, the `in` side, is x < 0.72), and never the other way; a zone on the floor
+around the table (x 0.42 to 0.68, y 0.65 to 0.98) is entered and left once by each of them. Nobody falls, sits,
+bends, lies down or raises both hands in any of the three videos.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ MODEL = Path(__file__).resolve().parents[1] / "models" / "edgepose-h4"
 PEOPLE_WHO_WALK_ACROSS = 6
 
 
-def run_video(video: Path, broker, tmp_path, lines: str = "[]", timeout: float = 1500) -> Collector:
+def run_video(video: Path, broker, tmp_path, zones: str = "[]", lines: str = "[]") -> Collector:
     if not (MODEL / "model.xml").exists():
         pytest.skip("models/edgepose-h4 is not in this checkout")
     config = tmp_path / "site.yaml"
     config.write_text(
-        f"sources:\n  - id: room\n    source: '{video}'\n    lines: {lines}\n    rules: {{fall: true}}\n"
+        f"sources:\n  - id: room\n    source: '{video}'\n    zones: {zones}\n    lines: {lines}\n"
+        "    rules: {fall: true, hands_up: true}\n"
         f"model: {{name: '{MODEL}'}}\nmqtt: {{url: '{broker.url}'}}\nsnapshot: {{enabled: false}}\n")
     sub = Collector(MqttConfig(url=broker.url), topic="edgepose/room/#")
     res = subprocess.run([sys.executable, "-m", "edgepose", "run", "--config", str(config), "--quiet"],
-                         capture_output=True, text=True, timeout=timeout)
+                         capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stderr
     sub.wait(lambda s: s.on("room/status")[-1:] == [b"offline"], timeout=20)
     sub.close()
@@ -56,18 +58,25 @@ def analytics_events(sub: Collector) -> list[dict]:
 @pytest.mark.timeout(1800)  # every one of the 1394 frames is processed: about 2 minutes idle, 6 on a busy 2-core box
 def test_line_across_the_room_counts_everyone_who_walks_across_and_nobody_falls(
         mosquitto, video_one_by_one, tmp_path):
-    sub = run_video(video_one_by_one, mosquitto, tmp_path, lines="[{name: exit, points: [[0.72, 0.0], [0.72, 1.0]]}]")
+    sub = run_video(video_one_by_one, mosquitto, tmp_path,
+                    zones="[{name: table, polygon: [[0.42, 0.65], [0.68, 0.65], [0.68, 0.98], [0.42, 0.98]]}]",
+                    lines="[{name: exit, points: [[0.72, 0.0], [0.72, 1.0]]}]")
     events = analytics_events(sub)
+    kinds = [e["event"] for e in events]
     crossings = [(e["direction"], e["track_id"], e["start"]) for e in events if e["event"] == "line_crossed"]
     falls = [e for e in events if e["event"] == "fall"]
     retained_in, retained_out = sub.on("room/lines/exit/in")[-1], sub.on("room/lines/exit/out")[-1]
     print(f"crossings {crossings}; retained in={retained_in.decode()} out={retained_out.decode()}; "
-          f"fall events {len(falls)}")
-    assert falls == []
+          f"fall events {len(falls)}; zone_entered {kinds.count('zone_entered')} zone_left {kinds.count('zone_left')}; "
+          f"hands_up {kinds.count('hands_up')}")
+    assert falls == [] and "hands_up" not in kinds
     assert (int(retained_in), int(retained_out)) == (0, PEOPLE_WHO_WALK_ACROSS), crossings
     assert len(crossings) == PEOPLE_WHO_WALK_ACROSS
+    assert (kinds.count("zone_entered"), kinds.count("zone_left")) == (PEOPLE_WHO_WALK_ACROSS,) * 2
+    assert sub.on("room/zones/table/count")[-1] == b"0" and sub.on("room/rules/fall")[-1] == b"OFF"
     stats = json.loads(sub.on("room/stats")[-1])
     assert stats["analytics"]["lines"]["exit"] == {"in": 0, "out": PEOPLE_WHO_WALK_ACROSS}
+    assert stats["analytics"]["events"]["fall"] == 0
 
 
 @pytest.mark.slow
@@ -75,5 +84,5 @@ def test_line_across_the_room_counts_everyone_who_walks_across_and_nobody_falls(
 def test_no_fall_events_on_the_other_sample_videos(mosquitto, shared_dir, tmp_path, video):
     sub = run_video(shared_dir / "data" / "video" / video, mosquitto, tmp_path)
     events = analytics_events(sub)
-    assert [e for e in events if e["event"] == "fall"] == []
+    assert [e["event"] for e in events if e["event"] in ("fall", "hands_up")] == []
     assert sub.on("room/rules/fall")[-1] == b"OFF"
