@@ -12,11 +12,20 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from edgepose.errors import EdgeposeError
 
@@ -37,6 +46,149 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+Coordinate = Annotated[float, Field(ge=0, le=1)]
+Point = tuple[Coordinate, Coordinate]  # (x, y) as fractions of the frame's width and height, origin top left
+BodyPoint = Literal["ankles", "hips"]
+_BODY_POINT_HELP = (
+    "Which part of a person is tested: ankles (their midpoint; the hips when no ankle is visible) or hips."
+)
+
+
+def _crossing_edges(polygon: list[Point]) -> tuple[int, int] | None:
+    """The first pair of non-adjacent edges that touch or cross (0-based edge i runs corner i -> i+1), or None."""
+
+    def orient(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def on_segment(a, b, c) -> bool:  # c collinear with a-b: is it between them?
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+    def touch(p1, p2, q1, q2) -> bool:
+        d1, d2, d3, d4 = orient(q1, q2, p1), orient(q1, q2, p2), orient(p1, p2, q1), orient(p1, p2, q2)
+        if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and 0 not in (d1, d2, d3, d4):
+            return True
+        return any(d == 0 and on_segment(a, b, c) for d, a, b, c in
+                   ((d1, q1, q2, p1), (d2, q1, q2, p2), (d3, p1, p2, q1), (d4, p1, p2, q2)))
+
+    n = len(polygon)
+    edges = [(polygon[i], polygon[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # neighbours through the closing corner
+            if touch(*edges[i], *edges[j]):
+                return i, j
+    return None
+
+
+class ZoneConfig(_Section):
+    name: str = Field(pattern=_ID_PATTERN, description="Zone name, used in topics (<prefix>/<id>/zones/<name>/...).")
+    polygon: list[Point] = Field(
+        min_length=3, description="Corners in order around the zone, [x, y] fractions of the frame (0..1)."
+    )
+    point: BodyPoint = Field("ankles", description=_BODY_POINT_HELP)
+    hysteresis: float = Field(
+        0.02, ge=0, le=0.5, description="A person leaves only once this far outside (fraction of the frame height)."
+    )
+    dwell_s: float | None = Field(
+        None, gt=0, le=86_400, description="Send a dwell event when someone stays longer than this; None = off."
+    )
+    crowd: int | None = Field(None, ge=1, le=1000, description="Send a crowd event at this many people; None = off.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple_polygon(cls, polygon: list[Point]) -> list[Point]:
+        crossing = _crossing_edges(polygon)
+        if crossing is not None:
+            i, j = crossing
+            raise ValueError(
+                f"polygon edges {i + 1} and {j + 1} cross (self-intersecting); list the corners in order around "
+                "the zone"
+            )
+        return polygon
+
+
+class LineConfig(_Section):
+    name: str = Field(pattern=_ID_PATTERN, description="Line name, used in topics (<prefix>/<id>/lines/<name>/...).")
+    points: tuple[Point, Point] = Field(description="Its two ends, [x, y] fractions of the frame (0..1).")
+    in_side: Literal["right", "left"] = Field(
+        "right",
+        description="Crossing towards this side counts as `in`: the side on your right (or left) when walking the "
+        "line from its first point to its second, as seen in the picture.",
+    )
+    point: BodyPoint = Field("ankles", description=_BODY_POINT_HELP)
+    hysteresis: float = Field(
+        0.03, ge=0, le=0.5, description="A crossing counts once the point is this far past the line (fraction of the "
+        "frame height), so jitter at the line counts once.",
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _two_distinct(cls, points: tuple[Point, Point]) -> tuple[Point, Point]:
+        if points[0] == points[1]:
+            raise ValueError("the line's two points are the same; give two different points")
+        return points
+
+
+class FallRule(_Section):
+    enabled: bool = Field(False, description="Detect falls: a fast drop of the hips, then lying still.")
+    drop_speed: float = Field(
+        0.25, gt=0, le=10, description="Downward hip speed that starts a fall, in body heights per second, averaged "
+        "over drop_window_s (0.25 over 1 s: the hips fell a quarter of the body height within a second)."
+    )
+    drop_window_s: float = Field(1.0, gt=0, le=10, description="Seconds over which the hip speed is measured.")
+    lying_angle_deg: float = Field(
+        65.0, ge=20, le=90, description="Torso tilt from vertical (degrees) at or above which a person may be lying "
+        "(a deep squat leans about 45, a person on the floor 70-90)."
+    )
+    lying_s: float = Field(2.0, ge=0, le=600, description="Seconds lying after the drop before the event fires.")
+    within_s: float = Field(3.0, gt=0, le=60, description="Lying must begin within this many seconds of the drop.")
+    upright_angle_deg: float = Field(
+        30.0, ge=0, le=60, description="Torso tilt below which a person is up again (the rule re-arms)."
+    )
+
+
+class HandsUpRule(_Section):
+    enabled: bool = Field(False, description="Detect both wrists held above the head (an alarm gesture).")
+    hold_s: float = Field(2.0, ge=0, le=600, description="Seconds both hands must stay up before the event fires.")
+    margin: float = Field(
+        0.1, ge=0, le=2, description="How far above the top of the head the wrists must be, in torso lengths."
+    )
+
+
+def _rule_switch(value: Any) -> Any:
+    if isinstance(value, bool):
+        return {"enabled": value}  # `fall: true` is enough
+    if not isinstance(value, (Mapping, BaseModel)):
+        raise ValueError(f"expected true, false or a mapping of the rule's parameters, got {value!r}")
+    return value
+
+
+class RulesConfig(_Section):
+    fall: FallRule = Field(default_factory=FallRule, description="`true`/`false` or the rule's parameters.")
+    hands_up: HandsUpRule = Field(default_factory=HandsUpRule, description="`true`/`false` or its parameters.")
+    joint_threshold: float = Field(
+        0.2, ge=0, le=1, description="Joints below this confidence are treated as not visible by every rule."
+    )
+
+    _switch_fall = field_validator("fall", mode="before")(lambda cls, v: _rule_switch(v))
+    _switch_hands = field_validator("hands_up", mode="before")(lambda cls, v: _rule_switch(v))
+
+
+def _unique_names(items: list, kind: str) -> list:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in seen:
+            # ctx["at"] (a path below the validated field) points the error at the repeated item, so
+            # `config check` reports that item's line.
+            raise PydanticCustomError(
+                "duplicate_name", "{kind} name '{name}' is already used by item [{first}]; names must be unique",
+                {"kind": kind, "name": item.name, "first": seen[item.name], "at": (i, "name")},
+            )
+        seen[item.name] = i
+    return items
+
+
 class SourceConfig(_Section):
     id: str = Field("cam0", pattern=_ID_PATTERN, description="Name used in MQTT topics and metrics labels.")
     source: str = Field(
@@ -49,6 +201,12 @@ class SourceConfig(_Section):
     )
     realtime: bool = Field(False, description="Read files at their frame rate, dropping frames like a live camera.")
     loop: bool = Field(False, description="Start a video file again at its end (demo sites, soak tests).")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Named areas: entered/left, counts, dwell.")
+    lines: list[LineConfig] = Field(default_factory=list, description="Named tripwires: in/out crossings.")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Pose rules: fall, hands_up.")
+
+    _unique_zones = field_validator("zones")(lambda cls, v: _unique_names(v, "zone"))
+    _unique_lines = field_validator("lines")(lambda cls, v: _unique_names(v, "line"))
 
 
 class ModelConfig(_Section):
@@ -84,6 +242,10 @@ class DecodeConfig(_Section):
     tag_threshold: float = Field(1.0, gt=0, description="Maximum tag distance for a joint to join a person.")
     max_people: int = Field(30, ge=1, le=300, description="Peaks kept per joint type (upper bound on people).")
     min_joints: int = Field(3, ge=1, le=17, description="People with fewer detected joints are dropped.")
+    min_score: float = Field(
+        0.1, ge=0, le=1, description="People whose score (mean of their 17 joint values) is lower are dropped: "
+        "`refine` can complete a stray peak into a faint copy of a real person, which trackers and counts must not see."
+    )
     adjust: bool = Field(True, description="Quarter-pixel refinement of peaks towards the higher neighbour.")
     refine: bool = Field(True, description="Search missing joints near each person's mean tag.")
 
@@ -264,6 +426,17 @@ class AppConfig(_Section):
                 raise ValueError(f"unknown output {part!r}: use mqtt, - (stdout) or a path ending in .jsonl")
         return output
 
+    @model_validator(mode="after")
+    def _analytics_need_tracks(self) -> AppConfig:
+        if not self.tracking.enabled and any(
+            s.zones or s.lines or s.rules.fall.enabled or s.rules.hands_up.enabled for s in self.sources
+        ):
+            raise PydanticCustomError(
+                "analytics_need_tracks", "zones, lines and pose rules follow people by track id; set it to true",
+                {"at": ("tracking", "enabled")},
+            )
+        return self
+
     @field_validator("sources")
     @classmethod
     def _unique_source_ids(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
@@ -420,7 +593,7 @@ def _flatten(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()):
 
 
 def _problem(err: dict, where: dict[tuple, str], origin: str) -> str:
-    loc = tuple(err["loc"])
+    loc = tuple(err["loc"]) + tuple((err.get("ctx") or {}).get("at", ()))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key (typo?); `edgepose config show` lists the valid ones"

@@ -169,9 +169,14 @@ def _validator():
 
 def validate_pose_message(msg: Mapping) -> None:
     """Raise ValueError naming the first offending field if ``msg`` does not follow schema.json."""
+    raise_first_error(_validator(), msg, "poses message")
+
+
+def raise_first_error(validator, msg: Mapping, what: str) -> None:
+    """ValueError ``<what> invalid at <path>: <reason>`` for the most relevant schema violation, if any."""
     from jsonschema.exceptions import best_match
 
-    error = best_match(_validator().iter_errors(msg))
+    error = best_match(validator.iter_errors(msg))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(message)"
-        raise ValueError(f"poses message invalid at {where}: {error.message}")
+        raise ValueError(f"{what} invalid at {where}: {error.message}")

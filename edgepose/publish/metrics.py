@@ -27,7 +27,7 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "uptime_s": ("uptime_seconds", "gauge", "Seconds since the source started."),
     "timestamp_ns": ("stats_timestamp_seconds", "gauge", "Wall time of the last stats update."),
 }
-SKIP = {"schema_version", "source_id", "timestamp", "model", "device", "latency_ms"}
+SKIP = {"schema_version", "source_id", "timestamp", "model", "device", "latency_ms", "analytics"}
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -68,6 +68,7 @@ def render_metrics(stats: Mapping[str, Mapping], healthy: bool) -> str:
                     labels = _labels(source=source, stage=stage, quantile=f"{int(q[1:]) / 100:g}")
                     add("latency_ms", "gauge", "Per-stage latency percentiles over the stats window, ms.", labels,
                         number)
+        _analytics(add, source, msg.get("analytics") or {})
         for path, value in _leaves(msg):
             number = _number(value)
             if number is None or path[0] in SKIP:
@@ -83,6 +84,24 @@ def render_metrics(stats: Mapping[str, Mapping], healthy: bool) -> str:
         kind, help_ = meta[name]
         lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *rows]
     return "\n".join(lines) + "\n"
+
+
+def _analytics(add, source: str, figures: Mapping) -> None:
+    """Zone, line, rule and event figures of the stats message's ``analytics`` part, names as labels."""
+    for zone, z in sorted((figures.get("zones") or {}).items()):
+        add("zone_people", "gauge", "People in the zone.", _labels(source=source, zone=zone), z["count"])
+        add("zone_crowded", "gauge", "1 while the zone holds at least its crowd threshold.",
+            _labels(source=source, zone=zone), float(z["crowded"]))
+    for line, c in sorted((figures.get("lines") or {}).items()):
+        for direction in ("in", "out"):
+            add("line_crossings_total", "counter", "Line crossings since start.",
+                _labels(source=source, line=line, direction=direction), c[direction])
+    for rule, active in sorted((figures.get("rules") or {}).items()):
+        add("rule_active", "gauge", "People the rule holds now (fallen, hands up).", _labels(source=source, rule=rule),
+            active)
+    for event, n in sorted((figures.get("events") or {}).items()):
+        add("analytics_events_total", "counter", "Analytics events since start.", _labels(source=source, event=event),
+            n)
 
 
 def _leaves(msg: Mapping, prefix: tuple[str, ...] = ()):

@@ -7,6 +7,8 @@ Topics, for each source ``<prefix>/<source_id>/``:
   ``people``   people count, published when it changes (retained; what Home Assistant shows)
   ``snapshot`` annotated JPEG (retained; the newest is kept while disconnected)
   ``status``   ``online`` / ``offline`` (retained; ``offline`` is the Last Will)
+  ``zones/...``, ``lines/...``, ``rules/...``, ``analytics``: zone, line and rule figures (retained; see
+               ``edgepose.publish.analytics``)
 
 Several sources: each source gets its own MQTT connection (client id ``<client_id>-<source_id>``). MQTT allows one
 Last Will per connection, so this is what lets every ``<prefix>/<id>/status`` turn ``offline`` when the process
@@ -28,15 +30,16 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from edgepose.config import MqttConfig
+from edgepose.config import MqttConfig, SourceConfig
 from edgepose.errors import BrokerError
+from edgepose.publish.analytics import analytics_discovery
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ class _SourceChannel:
         self.latest_retained: dict[str, bytes] = {}  # topic -> newest payload, sent on reconnect
         self.unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self.last_people: int | None = None
+        self.last_analytics: dict[str, bytes] = {}
         self.counters = {
             "poses_sent": 0,
             "poses_dropped": 0,
@@ -285,8 +289,10 @@ class _SourceChannel:
         return info.is_published()
 
 
-def homeassistant_discovery(config: MqttConfig, source_id: str, model: str = "EfficientHRNet") -> list[tuple[str, str]]:
-    """Home Assistant MQTT discovery: (config topic, payload) for the people-count and fps sensors of a source."""
+def homeassistant_discovery(config: MqttConfig, source_id: str, model: str = "EfficientHRNet",
+                            source: SourceConfig | None = None) -> list[tuple[str, str]]:
+    """Home Assistant MQTT discovery: (config topic, payload) for the people-count and fps sensors of a source,
+    and for its zones, lines and pose rules when ``source`` has any."""
     device = {
         "identifiers": [f"edgepose_{source_id}"],
         "name": f"edgepose {source_id}",
@@ -315,6 +321,11 @@ def homeassistant_discovery(config: MqttConfig, source_id: str, model: str = "Ef
         if unit:
             payload["unit_of_measurement"] = unit
         out.append((f"{config.homeassistant_prefix}/sensor/edgepose_{source_id}_{key}/config", json.dumps(payload)))
+    if source is not None:
+        availability = {"availability_topic": topic(config, source_id, "status"), "payload_available": ONLINE,
+                        "payload_not_available": OFFLINE}
+        out += analytics_discovery(config, source, device=device, availability=availability,
+                                   uid_prefix=f"edgepose_{source_id}")
     return out
 
 
@@ -325,7 +336,8 @@ class MqttPublisher:
     for QoS>=1 messages to be acknowledged.
     """
 
-    def __init__(self, config: MqttConfig, source_ids: Sequence[str], *, model: str = "EfficientHRNet"):
+    def __init__(self, config: MqttConfig, source_ids: Sequence[str], *, model: str = "EfficientHRNet",
+                 sources: Mapping[str, SourceConfig] | None = None):
         if not source_ids or len(set(source_ids)) != len(source_ids):
             raise ValueError(f"source_ids must be non-empty and unique, got {list(source_ids)}")
         self.config = config
@@ -333,7 +345,8 @@ class MqttPublisher:
         self._channels: dict[str, _SourceChannel] = {}
         try:
             for sid in source_ids:
-                discovery = homeassistant_discovery(config, sid, model) if config.homeassistant else []
+                discovery = (homeassistant_discovery(config, sid, model, (sources or {}).get(sid))
+                             if config.homeassistant else [])
                 channel = _SourceChannel(config, sid, f"{base}-{sid}", discovery)
                 channel.connect()
                 self._channels[sid] = channel
@@ -368,6 +381,14 @@ class MqttPublisher:
         channel = self._channel(source_id)
         payload = _json({**msg, "publish": channel.stats()})
         channel.publish_retained(topic(self.config, source_id, "stats"), payload)
+
+    def publish_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
+        """Retained analytics values (sub-topic -> payload, see ``publish.analytics``); only changed ones are sent."""
+        channel = self._channel(source_id)
+        for sub, payload in retained.items():
+            if channel.last_analytics.get(sub) != payload:
+                channel.last_analytics[sub] = payload
+                channel.publish_retained(topic(self.config, source_id, sub), payload)
 
     def publish_snapshot(self, source_id: str, jpeg: bytes) -> None:
         """Retained JPEG on ``<prefix>/<id>/snapshot``."""

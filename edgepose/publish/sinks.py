@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
@@ -31,6 +31,7 @@ class Sink(Protocol):
     def send_event(self, source_id: str, msg: dict) -> None: ...
     def send_stats(self, source_id: str, msg: dict) -> None: ...
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None: ...
+    def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None: ...
     def delivery_stats(self, source_id: str) -> dict: ...
     def close(self) -> None: ...
 
@@ -52,6 +53,9 @@ class MqttSink:
 
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         self.publisher.publish_snapshot(source_id, jpeg)
+
+    def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
+        self.publisher.publish_analytics(source_id, retained)
 
     def delivery_stats(self, source_id: str) -> dict:
         """The publisher's counters: poses/events sent and dropped, buffered, (dis)connects, connected."""
@@ -109,6 +113,9 @@ class JsonLinesSink:
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         pass  # binary; only MQTT carries snapshots
 
+    def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
+        pass  # retained topic values; the same figures are in the stats messages written here
+
     def delivery_stats(self, source_id: str) -> dict:
         return {}  # a local write either succeeds or raises: nothing to count
 
@@ -142,6 +149,9 @@ class MultiSink:
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None:
         self._each("send_snapshot", source_id, jpeg)
 
+    def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
+        self._each("send_analytics", source_id, retained)
+
     def delivery_stats(self, source_id: str) -> dict:
         merged: dict = {}
         for sink in self.sinks:
@@ -166,11 +176,13 @@ def open_sink(
     source_ids: Sequence[str] = (SourceConfig().id,),
     *,
     model: str = "EfficientHRNet",
+    sources: Mapping[str, SourceConfig] | None = None,
 ) -> Sink:
     """The sink for an ``output`` setting: ``mqtt``, ``-``, ``file.jsonl`` or a comma list of them.
 
     mqtt connects now (BrokerError if the broker refuses) with one connection per id in ``source_ids``;
-    model names the device in Home Assistant discovery.
+    model names the device in Home Assistant discovery; sources (id -> config) adds each one's zone, line and rule
+    entities to it.
     """
     parts = split_outputs(output)
     if not parts:
@@ -181,7 +193,8 @@ def open_sink(
             if part == "mqtt":
                 from edgepose.publish.mqtt import MqttPublisher  # paho only when MQTT is used
 
-                sinks.append(MqttSink(MqttPublisher(mqtt_config or MqttConfig(), source_ids, model=model)))
+                sinks.append(MqttSink(MqttPublisher(mqtt_config or MqttConfig(), source_ids, model=model,
+                                                        sources=sources)))
             elif part == "-" or part.endswith(".jsonl"):
                 sinks.append(JsonLinesSink(part))
             else:

@@ -24,7 +24,8 @@ def _describe(kind: str, msg) -> str:
                 f"latency {lat.get('inference_ms')}/{lat.get('total_ms')} ms (inference/total)")
         return line + (f"  ids {ids}" if ids else "")
     if kind == "events" and isinstance(msg, dict):
-        return f"{msg.get('event')}  track {msg.get('track_id')}  frame {msg.get('frame_index')}"
+        where = "".join(f"  {key} {msg[key]}" for key in ("zone", "line", "direction", "count") if key in msg)
+        return f"{msg.get('event')}  track {msg.get('track_id')}  frame {msg.get('frame_index')}{where}"
     if kind == "stats" and isinstance(msg, dict):
         return (f"{msg.get('fps')} fps  inference p50 {_p50(msg, 'inference')} ms  total p50 {_p50(msg, 'total')} ms"
                 f"  dropped {msg.get('dropped_frames')}  people {msg.get('people')}  up {msg.get('uptime_s')} s")

@@ -38,6 +38,7 @@ class FrameResult:
     total_ms: float
     entered: list = field(default_factory=list)
     left: list = field(default_factory=list)
+    analytics: tuple | None = None  # (events, counters) when the source has zones, lines or pose rules
 
 
 class RunStats:

@@ -33,11 +33,11 @@ def grouping_params(cfg: DecodeConfig):
                           max_people=cfg.max_people, top_k=cfg.max_people, adjust=cfg.adjust, refine=cfg.refine)
 
 
-def keep_people(poses: Poses, joint_threshold: float, min_joints: int) -> Poses:
-    """Drop people with fewer than ``min_joints`` joints above ``joint_threshold``."""
+def keep_people(poses: Poses, joint_threshold: float, min_joints: int, min_score: float = 0.0) -> Poses:
+    """Drop people with fewer than ``min_joints`` joints above ``joint_threshold`` or a score below ``min_score``."""
     if not len(poses):
         return poses
-    return poses[(poses.conf > joint_threshold).sum(axis=1) >= min_joints]
+    return poses[((poses.conf > joint_threshold).sum(axis=1) >= min_joints) & (poses.score >= min_score)]
 
 
 def cache_dir(cfg: AppConfig) -> Path:
@@ -131,18 +131,31 @@ class SourceWorker:
             self.snapshots = SnapshotEncoder(cfg.snapshot)
         self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
         self._entered_at: dict[int, int] = {}
+        self.source_cfg = source_cfg
+        self.analytics = None
+        from edgepose.analytics import Analytics
+
+        analytics = Analytics(source_cfg.zones, source_cfg.lines, source_cfg.rules)
+        if analytics.enabled:
+            self.analytics = analytics
+        self._counters: dict | None = None
 
     def post(self, frame: Frame, out: NetOutput, inference_ms: float) -> FrameResult:
         t0 = time.perf_counter()
-        poses = keep_people(self.decoder(out), self.cfg.decode.joint_threshold, self.cfg.decode.min_joints)
+        d = self.cfg.decode
+        poses = keep_people(self.decoder(out), d.joint_threshold, d.min_joints, d.min_score)
         decode_ms = (time.perf_counter() - t0) * 1e3
         entered: list = []
         left: list = []
         if self.tracker is not None:
             update = self.tracker.update(poses, frame.timestamp_ns)
             poses, entered, left = update.poses, list(update.entered), list(update.left)
+        analytics = None
+        if self.analytics is not None:
+            events = self.analytics.update(poses, frame.size, frame.timestamp_ns, frame.wall_time_ns, left)
+            analytics = (events, self.analytics.counters())
         total_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
-        return FrameResult(frame, poses, inference_ms, decode_ms, total_ms, entered, left)
+        return FrameResult(frame, poses, inference_ms, decode_ms, total_ms, entered, left, analytics)
 
     def emit(self, result: FrameResult) -> None:
         from edgepose.publish import event_message, pose_message
@@ -163,6 +176,8 @@ class SourceWorker:
             self.sink.send_event(self.id, event_message(
                 source_id=self.id, kind="person_left", track_id=tid, frame_index=frame.index,
                 wall_time_ns=frame.wall_time_ns, duration_s=None if since is None else (frame.wall_time_ns - since) / 1e9))
+        if result.analytics is not None:
+            self._emit_analytics(frame, *result.analytics)
         if self.snapshots is not None:
             jpeg = self.snapshots.maybe_encode(frame, poses, time.monotonic())
             if jpeg is not None:
@@ -172,6 +187,16 @@ class SourceWorker:
         if time.monotonic() >= self._next_stats:
             self._next_stats = time.monotonic() + self.cfg.mqtt.stats_interval_s
             self.publish_stats()
+
+    def _emit_analytics(self, frame: Frame, events: list, counters: dict) -> None:
+        from edgepose.publish.analytics import analytics_event_message, retained_topics
+
+        for event in events:
+            self.sink.send_event(self.id, analytics_event_message(source_id=self.id, event=event,
+                                                                  frame_index=frame.index, frame_size=frame.size))
+        if counters != self._counters:
+            self._counters = counters
+            self.sink.send_analytics(self.id, retained_topics(self.source_cfg, counters))
 
     def publish_stats(self) -> None:
         from edgepose.publish import stats_message
@@ -183,7 +208,8 @@ class SourceWorker:
             source_id=self.id, wall_time_ns=time.time_ns(), fps=fig["fps"], latency_ms=self.pipeline.stats.samples(),
             frames=fig["frames"], dropped_frames=fig["dropped"], people=fig["people"], model=self.model_name,
             device=self.cfg.inference.device, uptime_s=fig["uptime_s"],
-            extra={"publish": self.sink.delivery_stats(self.id)})
+            extra={"publish": self.sink.delivery_stats(self.id),
+                   **({"analytics": self._counters} if self._counters is not None else {})})
         self.sink.send_stats(self.id, msg)
         if self.metrics is not None:
             self.metrics.update(self.id, msg)
@@ -214,7 +240,8 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
         pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
                                 cache_dir=cache_dir(cfg), precision_hint=hint, backend=cfg.inference.backend)
-        sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name)
+        sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name,
+                         sources={s.id: s for s in cfg.sources})
         stack.callback(sink.close)
         metrics = None
         if cfg.metrics.port is not None:

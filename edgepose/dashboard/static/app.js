@@ -2,9 +2,13 @@
 //   snapshot (JPEG, retained)  -> the picture; skeletons from `poses` are drawn over it live
 //   poses (per frame)          -> skeletons (joint confidence as opacity, track id colours) and the count chart
 //   stats (retained)           -> fps, latency, drops, model;  status (retained, Last Will) -> online/offline
-//   events                     -> the recent entered/left list
+//   events                     -> the recent events list (entered/left, zones, lines, falls, hands up)
+//   analytics (retained)       -> zones and lines drawn over the picture with their live counts
 // Without snapshots (privacy mode) the skeletons are drawn on a blank canvas.
+// Drawing mode: click corners of a zone (click the first corner again, or "finish", to close it) or the two ends
+// of a line on the picture; the YAML for the source's config appears below it, ready to copy.
 import { MqttClient } from "./mqtt-ws.js";
+import { drawAnalytics, drawDraft, Drawing } from "./analytics.js";
 
 const HISTORY_S = 120; // count chart window
 const BUCKET_S = 0.5; // one chart point per half second (the max count in it), whatever the frame rate
@@ -57,13 +61,16 @@ function card(id) {
   chart.height = 110;
   chart.dataset.points = "0";
   const events = element("ol", "events");
-  root.append(head, view, stats, element("h3", null, "people over the last 2 minutes"), chart,
+  const counts = element("ul", "counts");
+  const drawing = new Drawing(view, () => redraw(src));
+  root.append(head, view, drawing.tools, stats, counts, element("h3", null, "people over the last 2 minutes"), chart,
               element("h3", null, "recent events"), events);
   const grid = $("#sources");
   const after = [...grid.children].find((c) => c.dataset.source > id);
   grid.insertBefore(root, after || null);
   $("#empty").hidden = true;
-  src = { id, root, view, chart, fields, events, counts: [], snapshot: null, poses: null, posesAt: 0, pending: false };
+  src = { id, root, view, chart, fields, events, counts: [], snapshot: null, poses: null, posesAt: 0, pending: false,
+          countList: counts, analytics: null, drawing };
   sources.set(id, src);
   return src;
 }
@@ -129,6 +136,8 @@ function drawView(src) {
     ctx.globalAlpha = 1;
   }
   canvas.dataset.skeletons = String(drawn);
+  if (src.analytics) drawAnalytics(ctx, src.analytics, w, h);
+  drawDraft(ctx, src.drawing, w, h);
   if (!src.snapshot) {
     ctx.fillStyle = "#8a919c";
     ctx.font = `${Math.round(h / 22)}px sans-serif`;
@@ -220,10 +229,30 @@ const handlers = {
     }
     redraw(src);
   },
+  analytics(src, payload) {
+    const msg = JSON.parse(new TextDecoder().decode(payload));
+    src.analytics = msg;
+    const items = [
+      ...msg.zones.map((z) => [`zone ${z.name}`, `${z.count} ${z.count === 1 ? "person" : "people"}` +
+                                                 (z.crowded ? " (crowded)" : "")]),
+      ...msg.lines.map((l) => [`line ${l.name}`, `in ${l.in} · out ${l.out}`]),
+      ...Object.entries(msg.rules).map(([rule, n]) => [rule.replace("_", " "), n ? `ON (${n})` : "off"]),
+    ];
+    src.countList.replaceChildren(...items.map(([label, value]) => {
+      const li = element("li", null);
+      li.append(element("span", "label", label), element("span", "value", value));
+      return li;
+    }));
+    redraw(src);
+  },
   events(src, payload) {
     const ev = JSON.parse(new TextDecoder().decode(payload));
-    const time = new Date(ev.timestamp_ns / 1e6).toLocaleTimeString();
-    const what = `${time}  #${ev.track_id} ${String(ev.event).replace("person_", "")}` +
+    const stamp = ev.timestamp_ns != null ? ev.timestamp_ns / 1e6 : Date.parse(ev.timestamp);
+    const time = new Date(stamp).toLocaleTimeString();
+    const who = ev.track_id != null ? `#${ev.track_id} ` : "";
+    const where = [ev.zone, ev.line, ev.direction].filter(Boolean).join(" ");
+    const what = `${time}  ${who}${String(ev.event).replace("person_", "").replace("_", " ")}` +
+      (where ? ` ${where}` : "") + (ev.count != null ? ` (${ev.count} in zone)` : "") +
       (ev.duration_s != null ? ` after ${fmt(ev.duration_s, " s")}` : "");
     const item = element("li", ev.event, what);
     src.events.prepend(item);
