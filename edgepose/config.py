@@ -9,7 +9,6 @@ Each stage receives only its own section (``cfg.mqtt``, ``cfg.decode``...), neve
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from edgepose.errors import EdgeposeError
+from edgepose.masking import mask
 
 ENV_PREFIX = "EDGEPOSE_"
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # safe inside an MQTT topic level and a Prometheus label
@@ -287,6 +287,11 @@ class MqttConfig(_Section):
     buffer_size: int = Field(
         1000, ge=1, le=1_000_000, description="QoS>=1 messages held while disconnected; oldest dropped first."
     )
+    max_queued_messages: int = Field(
+        200, ge=1, le=1_000_000,
+        description="Messages paho may hold unsent on a slow but connected link (per kind); more are dropped "
+        "and counted, so memory stays bounded.",
+    )
     stats_interval_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds between retained stats messages.")
     connect_timeout_s: float = Field(10.0, gt=0, le=120, description="How long startup waits for the broker.")
     reconnect_min_delay_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay (doubles each try).")
@@ -299,11 +304,11 @@ class MqttConfig(_Section):
     def _check_url(cls, url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in MQTT_SCHEMES or not parts.hostname:
-            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {_mask_url(url)!r}")
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {mask(url)!r}")
         try:
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError:
-            raise ValueError(f"bad port in {_mask_url(url)!r}") from None
+            raise ValueError(f"bad port in {mask(url)!r}") from None
         return url
 
     @model_validator(mode="after")
@@ -357,6 +362,26 @@ class TrackingConfig(_Section):
     max_age: int = Field(15, ge=1, le=10_000, description="Frames a track survives unseen before `left` fires.")
 
 
+class SupervisorConfig(_Section):
+    stall_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="A source with no frame for this long is stalled: reopened, /healthz 503."
+    )
+    reconnect_initial_s: float = Field(1.0, gt=0, le=3600, description="First delay before reopening a live source.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=86_400, description="Longest delay; the delay doubles up to it.")
+    reconnect_jitter: float = Field(
+        0.2, ge=0, le=1, description="Each delay is varied by up to this fraction, so cameras do not retry in step."
+    )
+    reconnect_attempts: int | None = Field(
+        None, ge=1, description="Reopen attempts per outage before the run fails (exit 1); None = forever."
+    )
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> SupervisorConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+
 class MetricsConfig(_Section):
     port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics and /healthz port; None = off.")
     host: str = Field("127.0.0.1", min_length=1, description="Bind address (0.0.0.0 exposes it to the network).")
@@ -382,6 +407,14 @@ class DashboardConfig(_Section):
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the dashboard (0 = any free port).")
     username: str | None = Field(None, description="Broker user the page logs in as (give it read-only access).")
     password: SecretStr | None = Field(None, description="That user's password, handed to the page by the server.")
+    token: SecretStr | None = Field(
+        None, description="Access token the page needs when bound beyond loopback; None there = a random one, printed."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names browsers may use besides localhost, IP addresses and this machine's name "
+        "(a foreign Host header is refused: DNS rebinding).",
+    )
 
     @field_validator("mqtt_ws")
     @classmethod
@@ -390,7 +423,7 @@ class DashboardConfig(_Section):
         if parts.scheme not in ("ws", "wss") or parts.username is not None:
             raise ValueError(
                 f"expected ws://host:port[/path] or wss://... without credentials (use dashboard.username and "
-                f"dashboard.password), got {_mask_url(url)!r}"
+                f"dashboard.password), got {mask(url)!r}"
             )
         try:
             parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -410,6 +443,7 @@ class AppConfig(_Section):
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
@@ -450,10 +484,6 @@ class AppConfig(_Section):
 def split_outputs(output: str) -> list[str]:
     """``"mqtt,-"`` -> ``["mqtt", "-"]``; blanks removed."""
     return [p.strip() for p in output.split(",") if p.strip()]
-
-
-def _mask_url(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 # --- loading -------------------------------------------------------------------------------------------------
@@ -602,5 +632,14 @@ def _problem(err: dict, where: dict[tuple, str], origin: str) -> str:
 
 
 def config_as_dict(cfg: AppConfig) -> dict:
-    """The configuration as plain data with secrets masked (for `config show` and logs)."""
-    return cfg.model_dump(mode="json")
+    """The configuration as plain data with secrets masked (for `config show` and logs): SecretStr fields and
+    passwords inside URLs (``rtsp://user:pass@camera``)."""
+    return _masked(cfg.model_dump(mode="json"))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return mask(value) if isinstance(value, str) else value

@@ -24,7 +24,7 @@ from edgepose.capture import (
     open_source,
     parse_source,
 )
-from edgepose.capture.source import redact_url
+from edgepose.masking import mask
 from edgepose.capture.templates import PIPELINES_DIR
 from edgepose.errors import SourceError
 
@@ -334,7 +334,7 @@ def test_passwords_stay_out_of_messages_and_descriptions():
     spec = parse_source("rtsp://admin:s3cret@cam.local:554/live")
     assert spec.display == "rtsp://admin:***@cam.local:554/live"
     assert 'location="rtsp://admin:s3cret@cam.local:554/live"' in build_pipeline(spec)  # GStreamer needs it
-    assert redact_url(build_pipeline(spec)).count("s3cret") == 0
+    assert mask(build_pipeline(spec)).count("s3cret") == 0
 
 
 # -- templates ----------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_metrics_endpoint_serves_stats_and_health():
         assert _get(server.url + "/healthz")[:1] == (200,)
         server.set_healthy(False, "camera door stalled")
         status, _, body = _get(server.url + "/healthz")
-        assert (status, body) == (503, "unhealthy: camera door stalled\n")
+        assert status == 503 and json.loads(body) == {"status": "unhealthy", "reasons": ["camera door stalled"]}
         assert "edgepose_healthy 0" in _get(server.url + "/metrics")[2].splitlines()
         assert _get(server.url + "/nope")[0] == 404
 

@@ -15,6 +15,7 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from edgepose.errors import SourceError
+from edgepose.masking import mask
 from edgepose.types import Frame
 
 # The kinds of sources edgepose understands; each maps to a default pipeline template.
@@ -62,16 +63,8 @@ class SourceSpec:
         if self.kind == "test":
             return "test pattern"
         if self.kind in ("uri", "rtsp"):
-            return redact_url(self.location)
+            return mask(self.location)
         return self.location
-
-
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@\"]+:)[^\s/@\"]+@", re.IGNORECASE)
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@`` URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def camera_spec(index: int) -> SourceSpec:
@@ -108,7 +101,7 @@ def parse_source(text: str | int) -> SourceSpec:
         return _file_spec(Path(unquote(urlsplit(text).path)))
     if "://" in text:
         raise SourceError(
-            f"unsupported URL scheme {scheme!r} in {redact_url(text)} — use rtsp://, http(s):// or file://"
+            f"unsupported URL scheme {scheme!r} in {mask(text)} — use rtsp://, http(s):// or file://"
         )
     return _file_spec(Path(text).expanduser())
 
@@ -255,7 +248,7 @@ class FrameSource(ABC):
     @property
     def description(self) -> str:
         """What is running: the GStreamer pipeline string, or the OpenCV capture used (passwords masked)."""
-        return redact_url(self._description)
+        return mask(self._description)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.display!r} live={self.live} size={self.size} fps={self.fps}>"

@@ -16,6 +16,7 @@ import click
 
 from edgepose import __version__
 from edgepose.errors import EdgeposeError
+from edgepose.masking import install_log_masking, mask
 
 # command name -> (module, attribute, one-line help shown by `edgepose --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -68,6 +69,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_masking()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     except EdgeposeError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {mask(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

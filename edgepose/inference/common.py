@@ -1,8 +1,11 @@
-"""What every inference backend shares: the model card, frame geometry (resize + pad) and the output contract.
+"""What every inference backend shares: the contract (``PoseBackend``), the model card, frame geometry
+(resize + pad) and the output checks.
 
 Backends (OpenVINO in ``openvino.py``, ONNX Runtime in ``onnxruntime.py``) differ only in how they run the
 network; how a frame is scaled into the network input and how the outputs map back to frame pixels must be
-identical, or the same model would give different poses on a NUC and on a Jetson.
+identical, or the same model would give different poses on a NUC and on a Jetson. Both check a model's outputs
+when it is loaded and again when it is prepared for a frame size, so a wrong model fails before the service
+says ``online``, never on the first frame.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -20,6 +24,7 @@ from edgepose.errors import ModelError
 from edgepose.types import NUM_JOINTS, NetOutput
 
 CARD_NAME = "model.json"
+OUTPUTS = ("heatmaps", "embeddings")  # what every pose model must produce, 17 channels each
 # The card's "format" -> the backend that runs it, for errors that say what to do instead.
 CARD_BACKENDS = {"edgepose-ir": "openvino", "edgepose-onnx": "onnxruntime"}
 
@@ -115,16 +120,37 @@ def network_size(width: int, height: int, short: int, divisor: int) -> tuple[int
 @dataclass(frozen=True)
 class Geometry:
     """How frames of one size enter the network: scaled by ``scale`` to ``resized``, padded right/bottom to
-    ``net_size`` (width, height), as the official test code and Intel's demo do."""
+    ``net_size`` (width, height), as the official test code and Intel's demo do.
+
+    ``resized`` is rounded per side, so the x and y scales differ slightly; ``frame_scale`` and ``offset`` are
+    the exact per-axis mapping from network pixels back to frame pixels (x_frame = x_net * sx + ox).
+    """
 
     net_size: tuple[int, int]
     scale: float
     resized: tuple[int, int]
+    frame_size: tuple[int, int] | None = None
 
     @classmethod
     def for_frame(cls, width: int, height: int, short: int, divisor: int) -> Geometry:
         net_w, net_h, s = network_size(width, height, short, divisor)
-        return cls((net_w, net_h), s, (max(1, round(width * s)), max(1, round(height * s))))
+        return cls((net_w, net_h), s, (max(1, round(width * s)), max(1, round(height * s))), (width, height))
+
+    @property
+    def frame_scale(self) -> tuple[float, float]:
+        """(sx, sy): frame pixels per network-input pixel, per axis."""
+        if self.frame_size is None:
+            return 1 / self.scale, 1 / self.scale
+        return self.frame_size[0] / self.resized[0], self.frame_size[1] / self.resized[1]
+
+    @property
+    def offset(self) -> tuple[float, float]:
+        """(ox, oy) of the image inside the network input: (0, 0), as padding goes right and bottom only."""
+        return 0.0, 0.0
+
+    def output_shape(self, stride: int) -> tuple[int, int]:
+        """(height, width) the outputs must have for this input at ``stride``."""
+        return self.net_size[1] // stride, self.net_size[0] // stride
 
     def new_buffer(self) -> np.ndarray:
         """A zeroed u8 NHWC network input; the padding stays zero because ``fill`` only writes the image area."""
@@ -143,9 +169,56 @@ class Geometry:
             raise ModelError(f"{info.name}: expected {NUM_JOINTS} heatmaps, got {heatmaps.shape[0]}")
         if tags.ndim == 3:
             tags = tags[..., None]
-        k = info.stride / self.scale
+        sx, sy = self.frame_scale
         return NetOutput(np.array(heatmaps, np.float32), np.array(tags, np.float32),
-                         nms_applied=info.nms_in_graph, scale=(k, k))
+                         nms_applied=info.nms_in_graph, scale=(info.stride * sx, info.stride * sy))
+
+
+class PoseBackend(Protocol):
+    """The contract every inference backend implements; the service, the profiler and the tests use only this.
+
+    Construction loads and validates the model (``check_outputs``); ``prepare`` compiles for one frame size and
+    checks the output sizes against the stride (``check_output_size``); ``infer`` runs one frame, ``submit``
+    queues one (throughput mode) and ``wait_all`` waits for them. An exception inside a backend's completion
+    callback never escapes into the runtime's thread: it is raised by the next ``submit`` or by ``wait_all``.
+    """
+
+    info: ModelInfo
+    mode: str
+
+    def prepare(self, width: int, height: int) -> object: ...
+    def geometry(self, width: int, height: int) -> Geometry: ...
+    def infer(self, image: np.ndarray) -> NetOutput: ...
+    def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None: ...
+    def wait_all(self) -> None: ...
+
+
+def check_outputs(info: ModelInfo, outputs: dict[str, tuple]) -> None:
+    """ModelError naming what was expected unless ``outputs`` (name -> shape, None for a dynamic dim) holds
+    ``heatmaps`` and ``embeddings`` with 17 channels each, batch first."""
+    found = ", ".join(f"{name} {list(shape)}" for name, shape in outputs.items()) or "none"
+    expected = (f"expected outputs heatmaps [1, {NUM_JOINTS}, h, w] and embeddings [1, {NUM_JOINTS}, h, w(, 1)]")
+    missing = [name for name in OUTPUTS if name not in outputs]
+    if missing:
+        combined = [n for n, shape in outputs.items() if len(shape) > 1 and shape[1] == 2 * NUM_JOINTS]
+        hint = (f"; {combined[0]} has {2 * NUM_JOINTS} channels (heatmaps and tags in one tensor): export them "
+                "as two outputs" if combined else "; is this a bottom-up associative-embedding pose model?")
+        raise ModelError(f"{info.path}: {expected}, found {found}{hint}")
+    for name in OUTPUTS:
+        shape = outputs[name]
+        if len(shape) < 4 or shape[1] not in (NUM_JOINTS, None):
+            raise ModelError(f"{info.path}: {expected}, found {found}; {name} must have {NUM_JOINTS} channels "
+                             "(COCO-17 keypoints)")
+
+
+def check_output_size(info: ModelInfo, geometry: Geometry, name: str, shape: tuple) -> None:
+    """ModelError unless output ``name`` of shape (1, 17, h, w, ...) matches the input size at ``info.stride``."""
+    expected = geometry.output_shape(info.stride)
+    if tuple(shape[2:4]) != expected:
+        net_w, net_h = geometry.net_size
+        raise ModelError(f"{info.path}: output {name} is {shape[3]}x{shape[2]} for a {net_w}x{net_h} input, "
+                         f"expected {expected[1]}x{expected[0]} (stride {info.stride}); the model card's stride "
+                         "does not match the network")
 
 
 def check_image(image: np.ndarray) -> None:

@@ -23,7 +23,17 @@ from typing import Callable
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.common import Geometry, ModelInfo, card_info, check_image, model_file, read_card
+from edgepose.inference.common import (
+    OUTPUTS,
+    Geometry,
+    ModelInfo,
+    card_info,
+    check_image,
+    check_output_size,
+    check_outputs,
+    model_file,
+    read_card,
+)
 from edgepose.types import NetOutput
 
 log = logging.getLogger(__name__)
@@ -116,6 +126,8 @@ class OnnxPoseModel:
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelError(f"ONNX Runtime cannot load {self.info.path}: {str(exc).splitlines()[0]} (corrupt "
                              "or truncated file? export it again)") from None
+        check_outputs(self.info, {o.name: tuple(d if isinstance(d, int) else None for d in o.shape)
+                                  for o in self._session.get_outputs()})
         self.providers = self._session.get_providers()
         log.info("%s on ONNX Runtime with %s", self.info.name, ", ".join(self.providers))
         self._frames: dict[tuple[int, int], _Frames] = {}
@@ -145,10 +157,16 @@ class OnnxPoseModel:
             if frames is None:
                 frames = _Frames(Geometry.for_frame(width, height, self.input_size, self.info.divisor))
                 with frames.lock:
-                    self._run(frames.buffer)
+                    outputs = self._session.run(list(OUTPUTS), {"image": frames.buffer})
+                for name, out in zip(OUTPUTS, outputs):
+                    check_output_size(self.info, frames.geometry, name, out.shape)
                 self._frames[(width, height)] = frames
             self._last = frames
             return frames
+
+    def geometry(self, width: int, height: int) -> Geometry:
+        """How frames of width x height enter the network (prepares that size if needed)."""
+        return self.prepare(width, height).geometry
 
     @property
     def network_shape(self) -> tuple[int, int] | None:
@@ -165,7 +183,7 @@ class OnnxPoseModel:
 
     # -- running ------------------------------------------------------------------------------------------
     def _run(self, buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heatmaps, tags = self._session.run(["heatmaps", "embeddings"], {"image": buffer})
+        heatmaps, tags = self._session.run(list(OUTPUTS), {"image": buffer})
         return heatmaps[0], tags[0]
 
     def infer(self, image: np.ndarray) -> NetOutput:

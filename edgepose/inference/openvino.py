@@ -23,10 +23,13 @@ import numpy as np
 
 from edgepose.errors import ModelError
 from edgepose.inference.common import (
+    OUTPUTS,
     Geometry,
     ModelInfo,
     card_info,
     check_image,
+    check_output_size,
+    check_outputs,
     model_file,
     read_card,
 )
@@ -62,6 +65,16 @@ def _omz_input_size(xml: Path) -> int:
     model = ov.Core().read_model(xml)
     shape = model.input(0).get_partial_shape()
     return int(shape[2].get_length())
+
+
+def _shapes(ports) -> dict[str, tuple]:
+    """name -> shape (None for dynamic dims) of every output port, under each of its names."""
+    shapes = {}
+    for port in ports:
+        shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+        for name in port.get_names():
+            shapes[name] = shape
+    return shapes
 
 
 def precision_config(hint: str | None) -> dict:
@@ -117,7 +130,9 @@ class PoseModel:
         except RuntimeError as exc:
             raise ModelError(f"cannot read {self.info.path}: {str(exc).splitlines()[0]} (corrupt or "
                              "truncated file? re-export or pull it again)") from None
+        check_outputs(self.info, _shapes(self._model.outputs))
         self._input_name = self._model.input(0).get_any_name()
+        self._failure: BaseException | None = None  # raised in a completion callback, re-raised to the caller
         self._sessions: dict[tuple[int, int], _Session] = {}
         self._compiled: dict[tuple[int, int], object] = {}
         self._last: _Session | None = None
@@ -130,12 +145,21 @@ class PoseModel:
             session = self._sessions.get((width, height))
             if session is None:
                 geometry = Geometry.for_frame(width, height, self.input_size, self.info.divisor)
-                compiled = self._compiled.get(geometry.net_size) or self._compile(*geometry.net_size)
+                compiled = self._compiled.get(geometry.net_size)
+                if compiled is None:
+                    compiled = self._compile(*geometry.net_size)
+                    shapes = _shapes(compiled.outputs)
+                    for name in OUTPUTS:
+                        check_output_size(self.info, geometry, name, shapes[name])
                 self._compiled[geometry.net_size] = compiled
                 session = _Session(compiled, geometry)
                 self._sessions[(width, height)] = session
             self._last = session
             return session
+
+    def geometry(self, width: int, height: int) -> Geometry:
+        """How frames of width x height enter the network (compiles for that size if needed)."""
+        return self.prepare(width, height).geometry
 
     def _compile(self, net_w: int, net_h: int):
         import openvino as ov
@@ -201,20 +225,39 @@ class PoseModel:
     def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None:
         """Queue one frame on the async queue; ``callback(output, userdata)`` runs on an OpenVINO thread.
 
-        Blocks only while every request is busy, which is the back-pressure capture needs.
+        Blocks only while every request is busy, which is the back-pressure capture needs. An exception raised
+        while completing an earlier frame (its output or ``callback``) is raised here, and by ``wait_all``.
         """
         import openvino as ov
 
         check_image(image)
+        self._raise_failure()
         session = self.prepare(image.shape[1], image.shape[0])
         with session.lock:
             if session.queue is None:
                 jobs = int(session.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
                 session.queue = ov.AsyncInferQueue(session.compiled, jobs)
-                session.queue.set_callback(lambda request, data: data[1](self._output(session, request), data[0]))
+                session.queue.set_callback(lambda request, data: self._complete(session, request, data))
             session.queue.start_async({self._input_name: self._fill(session, image)}, (userdata, callback))
 
+    def _complete(self, session: _Session, request, data) -> None:
+        # An exception must not reach OpenVINO: it would come back from the next start_async, and wait_all
+        # would then end the process in std::terminate. Keep the first one for the caller instead.
+        if self._failure is not None:
+            return
+        try:
+            data[1](self._output(session, request), data[0])
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
     def wait_all(self) -> None:
+        """Wait for every submitted frame; raise the first exception of their completions, if any."""
         for session in list(self._sessions.values()):
             if session.queue is not None:
                 session.queue.wait_all()
+        self._raise_failure()

@@ -6,11 +6,12 @@ and Prometheus never disagree. Bound to 127.0.0.1 unless configured otherwise: t
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from edgepose.errors import EdgeposeError
@@ -27,7 +28,7 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "uptime_s": ("uptime_seconds", "gauge", "Seconds since the source started."),
     "timestamp_ns": ("stats_timestamp_seconds", "gauge", "Wall time of the last stats update."),
 }
-SKIP = {"schema_version", "source_id", "timestamp", "model", "device", "latency_ms", "analytics"}
+SKIP = {"schema_version", "source_id", "timestamp", "model", "device", "latency_ms", "analytics", "state"}
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -113,13 +114,20 @@ def _leaves(msg: Mapping, prefix: tuple[str, ...] = ()):
 
 
 class MetricsServer:
-    """Serves ``/metrics`` and ``/healthz`` on host:port (port 0 picks a free one; see ``.port``) until close()."""
+    """Serves ``/metrics`` and ``/healthz`` on host:port (port 0 picks a free one; see ``.port``) until close().
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    ``/healthz`` answers 200 or 503 with a JSON body ``{"status": "ok"|"unhealthy", "reasons": [...], ...}``.
+    health() -> (healthy, body) decides (the service passes its supervisors' verdict); without it,
+    ``set_healthy`` does.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 health: Callable[[], tuple[bool, dict]] | None = None):
         self._lock = threading.Lock()
         self._stats: dict[str, dict] = {}
         self._healthy = True
         self._reason = ""
+        self._health = health
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -128,9 +136,9 @@ class MetricsServer:
                 if path == "/metrics":
                     status, ctype, body = 200, "text/plain; version=0.0.4; charset=utf-8", owner.render()
                 elif path == "/healthz":
-                    healthy, reason = owner.health()
-                    status, ctype = (200 if healthy else 503), "text/plain; charset=utf-8"
-                    body = "ok\n" if healthy else f"unhealthy: {reason or 'see logs'}\n"
+                    healthy, verdict = owner.health()
+                    status, ctype = (200 if healthy else 503), "application/json"
+                    body = json.dumps(verdict) + "\n"
                 else:
                     status, ctype, body = 404, "text/plain; charset=utf-8", "try /metrics or /healthz\n"
                 data = body.encode()
@@ -172,14 +180,22 @@ class MetricsServer:
         with self._lock:
             self._healthy, self._reason = bool(healthy), reason
 
-    def health(self) -> tuple[bool, str]:
+    def health(self) -> tuple[bool, dict]:
+        """(healthy, body) of ``/healthz``."""
+        if self._health is not None:
+            try:
+                return self._health()
+            except Exception as exc:  # noqa: BLE001 - a probe that cannot decide must say so, not hang up
+                log.warning("health check failed: %s", exc)
+                return False, {"status": "unhealthy", "reasons": [f"health check failed: {exc}"]}
         with self._lock:
-            return self._healthy, self._reason
+            healthy, reason = self._healthy, self._reason
+        return healthy, {"status": "ok" if healthy else "unhealthy", "reasons": [] if healthy else [reason or "see logs"]}
 
     def render(self) -> str:
         with self._lock:
-            stats, healthy = dict(self._stats), self._healthy
-        return render_metrics(stats, healthy)
+            stats = dict(self._stats)
+        return render_metrics(stats, self.health()[0])
 
     def close(self) -> None:
         self._server.shutdown()

@@ -19,6 +19,11 @@ Nothing here blocks the caller on the network: paho's network thread (``loop_sta
 with exponential backoff. paho's own queue drops the *newest* message when full, so QoS>=1 messages produced
 while disconnected wait in our own bounded deque that drops the *oldest* first, and are flushed, in order, on
 reconnect.
+
+Memory stays bounded on a slow but connected link too: paho holds at most ``max_queued_messages`` QoS>=1
+messages (``max_queued_messages_set``), a pose is dropped (and counted) when that many packets already wait
+for the socket, and a snapshot is only handed over when nothing waits at all, so a large JPEG never queues
+behind a slow link (the next one follows ``snapshot.interval_s`` later). Drops are counted per kind.
 """
 
 from __future__ import annotations
@@ -178,7 +183,9 @@ class _SourceChannel:
         self.discovery = discovery
         self.client = make_client(config, client_id)
         self.client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        self.client.max_queued_messages_set(config.max_queued_messages)
         self.client.on_disconnect = self._on_disconnect
+        self.state = ONLINE  # what status says while connected: online, or reconnecting while the source is away
         self.lock = threading.Lock()
         self.connected = False
         self.buffer: deque[tuple[str, bytes, int, str]] = deque()  # topic, payload, qos, kind
@@ -191,6 +198,8 @@ class _SourceChannel:
             "poses_dropped": 0,
             "events_sent": 0,
             "events_dropped": 0,
+            "snapshots_sent": 0,
+            "snapshots_dropped": 0,
             "connects": 0,
             "disconnects": 0,
         }
@@ -202,7 +211,7 @@ class _SourceChannel:
     def _on_connect(self, client, reason_code) -> None:
         with self.lock:
             self.counters["connects"] += 1
-            self._send(self.status_topic, ONLINE.encode(), 1, True)
+            self._send(self.status_topic, self.state.encode(), 1, True)
             for disc_topic, payload in self.discovery:
                 self._send(disc_topic, payload.encode(), 1, True)
             # Buffered messages first, in order, then the newest retained values, before new messages.
@@ -226,9 +235,12 @@ class _SourceChannel:
 
     # caller threads -------------------------------------------------------------------------------------
     def _send(self, topic_: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Hand a message to paho; False when paho dropped it (QoS 0 on a connection that just broke)."""
+        """Hand a message to paho; False when paho dropped it (QoS 0 on a connection that just broke, or its
+        QoS>=1 queue full)."""
         info = self.client.publish(topic_, payload, qos=qos, retain=retain)
         if qos > 0:
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                return False
             # paho keeps QoS>=1 messages until acknowledged (resending after a reconnect); remember them for close().
             self.unacked.append(info)
             while self.unacked and self.unacked[0].is_published():
@@ -236,10 +248,16 @@ class _SourceChannel:
             return True
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
+    def unsent_packets(self) -> int:
+        """Packets paho has not yet written to the socket (grows on a slow link). paho has no public count,
+        only ``want_write()``; its ``_out_packet`` deque is read for the number (paho 2.x)."""
+        return len(getattr(self.client, "_out_packet", ())) if self.client.want_write() else 0
+
     def publish(self, topic_: str, payload: bytes, qos: int, kind: str) -> None:
         with self.lock:
             if self.connected and not self.buffer:
-                sent = self._send(topic_, payload, qos, False)
+                backlog = qos == 0 and self.unsent_packets() >= self.config.max_queued_messages
+                sent = not backlog and self._send(topic_, payload, qos, False)
                 self.counters[f"{kind}_sent" if sent else f"{kind}_dropped"] += 1
             elif qos == 0:
                 self.counters[f"{kind}_dropped"] += 1
@@ -256,9 +274,27 @@ class _SourceChannel:
             else:
                 self.latest_retained[topic_] = payload
 
+    def publish_snapshot(self, topic_: str, jpeg: bytes) -> None:
+        """A retained JPEG, handed to paho only when nothing waits for the socket (else dropped and counted)."""
+        with self.lock:
+            if not self.connected:
+                self.latest_retained[topic_] = jpeg  # the newest one only, sent on reconnect
+            elif self.unsent_packets() == 0 and self._send(topic_, jpeg, 0, True):
+                self.counters["snapshots_sent"] += 1
+            else:
+                self.counters["snapshots_dropped"] += 1
+
+    def publish_status(self, state: str) -> None:
+        """Retained ``status`` (QoS 1): ``online`` or ``reconnecting``; the Last Will says ``offline``."""
+        with self.lock:
+            self.state = state
+            if self.connected:
+                self._send(self.status_topic, state.encode(), 1, True)
+
     def stats(self) -> dict:
         with self.lock:
-            return {**self.counters, "buffered": len(self.buffer), "connected": self.connected}
+            return {**self.counters, "buffered": len(self.buffer), "unsent": self.unsent_packets(),
+                    "queued_qos1": len(self.unacked), "connected": self.connected}
 
     def close(self, deadline: float) -> None:
         with self.lock:
@@ -392,7 +428,11 @@ class MqttPublisher:
 
     def publish_snapshot(self, source_id: str, jpeg: bytes) -> None:
         """Retained JPEG on ``<prefix>/<id>/snapshot``."""
-        self._channel(source_id).publish_retained(topic(self.config, source_id, "snapshot"), bytes(jpeg))
+        self._channel(source_id).publish_snapshot(topic(self.config, source_id, "snapshot"), bytes(jpeg))
+
+    def publish_status(self, source_id: str, state: str) -> None:
+        """The source's availability: ``online`` or ``reconnecting`` (``offline`` comes with close or the Will)."""
+        self._channel(source_id).publish_status(state)
 
     def stats(self, source_id: str) -> dict:
         """Counters: poses/events sent and dropped, buffered, connects, disconnects, connected."""

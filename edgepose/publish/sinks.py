@@ -32,6 +32,7 @@ class Sink(Protocol):
     def send_stats(self, source_id: str, msg: dict) -> None: ...
     def send_snapshot(self, source_id: str, jpeg: bytes) -> None: ...
     def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None: ...
+    def send_status(self, source_id: str, state: str) -> None: ...
     def delivery_stats(self, source_id: str) -> dict: ...
     def close(self) -> None: ...
 
@@ -56,6 +57,9 @@ class MqttSink:
 
     def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
         self.publisher.publish_analytics(source_id, retained)
+
+    def send_status(self, source_id: str, state: str) -> None:
+        self.publisher.publish_status(source_id, state)
 
     def delivery_stats(self, source_id: str) -> dict:
         """The publisher's counters: poses/events sent and dropped, buffered, (dis)connects, connected."""
@@ -116,6 +120,9 @@ class JsonLinesSink:
     def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
         pass  # retained topic values; the same figures are in the stats messages written here
 
+    def send_status(self, source_id: str, state: str) -> None:
+        pass  # the stats lines carry the state; status is MQTT's availability topic
+
     def delivery_stats(self, source_id: str) -> dict:
         return {}  # a local write either succeeds or raises: nothing to count
 
@@ -151,6 +158,9 @@ class MultiSink:
 
     def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
         self._each("send_analytics", source_id, retained)
+
+    def send_status(self, source_id: str, state: str) -> None:
+        self._each("send_status", source_id, state)
 
     def delivery_stats(self, source_id: str) -> dict:
         merged: dict = {}

@@ -109,6 +109,10 @@ class Pipeline:
         self._stop.set()
 
     @property
+    def reached_max_frames(self) -> bool:
+        return self.max_frames is not None and self._submitted >= self.max_frames
+
+    @property
     def dropped(self) -> int:
         return int(getattr(self.source, "dropped", 0))
 
@@ -143,7 +147,9 @@ class Pipeline:
 
     def _run_throughput(self) -> None:
         inbox: queue.Queue = queue.Queue()
-        worker = threading.Thread(target=self._guard, args=(inbox,), name="edgepose-worker", daemon=True)
+        # Sequence numbers continue across runs (a reopened source): the worker starts at the next one.
+        worker = threading.Thread(target=self._guard, args=(inbox, self._submitted), name="edgepose-worker",
+                                  daemon=True)
         worker.start()
         try:
             for frame in self._frames():
@@ -155,25 +161,26 @@ class Pipeline:
                 self.model.submit(frame.image, data,
                                   lambda out, d: inbox.put((d, out, (time.perf_counter() - d[2]) * 1e3)))
         finally:
-            self.model.wait_all()
-            inbox.put(_END)
-            while worker.is_alive():
-                worker.join(0.2)
+            try:
+                self.model.wait_all()  # raises what failed in a completion callback
+            finally:
+                inbox.put(_END)
+                while worker.is_alive():
+                    worker.join(0.2)
             if self._error is not None:
                 raise self._error
 
-    def _guard(self, inbox: queue.Queue) -> None:
+    def _guard(self, inbox: queue.Queue, first_seq: int) -> None:
         try:
-            self._worker_throughput(inbox)
+            self._worker_throughput(inbox, first_seq)
         except BaseException as exc:  # noqa: BLE001 - handed to the capture thread
             self._error = exc
             self._stop.set()
             self.source.close()
 
-    def _worker_throughput(self, inbox: queue.Queue) -> None:
+    def _worker_throughput(self, inbox: queue.Queue, next_seq: int) -> None:
         # Requests complete out of order; publish in submission order so subscribers see a monotonic stream.
         pending: list = []
-        next_seq = 0
         while (item := inbox.get()) is not _END:
             (seq, frame, _), out, inference_ms = item
             heapq.heappush(pending, (seq, frame, out, inference_ms))
@@ -184,6 +191,7 @@ class Pipeline:
                 next_seq += 1
         for _, f, o, ms in sorted(pending, key=lambda p: p[0]):
             self._deliver(f, o, ms)
+            self._slots.release()  # the supervisor runs this pipeline again on a reopened source
 
     def _deliver(self, frame: Frame, out: NetOutput, inference_ms: float) -> None:
         result = self.post(frame, out, inference_ms)

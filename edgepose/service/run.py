@@ -129,6 +129,7 @@ class SourceWorker:
             from edgepose.publish.snapshot import SnapshotEncoder
 
             self.snapshots = SnapshotEncoder(cfg.snapshot)
+        self.supervision = None  # () -> the supervisor's figures (state, reconnects, outage_s)
         self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
         self._entered_at: dict[int, int] = {}
         self.source_cfg = source_cfg
@@ -209,7 +210,8 @@ class SourceWorker:
             frames=fig["frames"], dropped_frames=fig["dropped"], people=fig["people"], model=self.model_name,
             device=self.cfg.inference.device, uptime_s=fig["uptime_s"],
             extra={"publish": self.sink.delivery_stats(self.id),
-                   **({"analytics": self._counters} if self._counters is not None else {})})
+                   **({"analytics": self._counters} if self._counters is not None else {}),
+                   **(self.supervision() if self.supervision else {})})
         self.sink.send_stats(self.id, msg)
         if self.metrics is not None:
             self.metrics.update(self.id, msg)
@@ -219,27 +221,31 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         stop_event: threading.Event | None = None, reprofile: bool = False) -> dict[str, dict]:
     """Run every configured source until its end, ``max_frames`` each, a signal or ``stop_event``.
 
-    Returns the final status figures per source id.
+    Startup fails fast, before ``online`` is published: a missing file, a model with the wrong outputs or one that
+    does not compile for a source's frame size, a refused broker. A live source that is not there yet is retried
+    (see ``supervisor``). Returns the final status figures per source id; raises EdgeposeError when the run
+    stopped because of a failure.
     """
-    from edgepose.capture import open_source
     from edgepose.inference import load_model
     from edgepose.publish import open_sink
+    from edgepose.service.supervisor import SourceSupervisor, failure_of
 
     params = grouping_params(cfg.decode)
     decoder = _decoder(params)
     with ExitStack() as stack:
-        sources = {}
-        for s in cfg.sources:
-            src = open_source(s.source, realtime=s.realtime, loop=s.loop, pipeline=s.pipeline)
-            stack.callback(src.close)
-            sources[s.id] = src
-        first = next(iter(sources.values()))
-        choice = model or choose_model(cfg, first.size, reprofile=reprofile)
+        supervisors = [SourceSupervisor(s, cfg.supervisor) for s in cfg.sources]
+        stack.callback(lambda: [sup.stop() for sup in supervisors])
+        for sup in supervisors:
+            sup.open_first()
+        sizes = [sup.source.size for sup in supervisors if sup.source is not None]
+        choice = model or choose_model(cfg, sizes[0] if sizes else None, reprofile=reprofile)
         if status and choice.explanation:
             print(f"edgepose: --model auto chose {choice.explanation}", file=sys.stderr, flush=True)
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
         pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
                                 cache_dir=cache_dir(cfg), precision_hint=hint, backend=cfg.inference.backend)
+        for size in dict.fromkeys(sizes):
+            pose_model.prepare(*size)  # compile now: a model that cannot run these frames fails before `online`
         sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name,
                          sources={s.id: s for s in cfg.sources})
         stack.callback(sink.close)
@@ -247,57 +253,84 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         if cfg.metrics.port is not None:
             from edgepose.publish.metrics import MetricsServer
 
-            metrics = MetricsServer(cfg.metrics.host, cfg.metrics.port)
+            metrics = MetricsServer(cfg.metrics.host, cfg.metrics.port, health=lambda: _health(supervisors, sink, cfg))
             stack.callback(metrics.close)
         video = None
         if cfg.save is not None:
             from edgepose.service.video import AnnotatedVideo
 
-            video = stack.enter_context(AnnotatedVideo(cfg.save, fps=first.fps or 15.0))
+            fps = next((sup.source.fps for sup in supervisors[:1] if sup.source is not None), None)
+            video = stack.enter_context(AnnotatedVideo(cfg.save, fps=fps or 15.0))
         workers = []
-        for s in cfg.sources:
+        for s, sup in zip(cfg.sources, supervisors):
             w = SourceWorker(s, cfg, choice.name, sink, decoder, metrics, video if s is cfg.sources[0] else None)
-            w.pipeline = Pipeline(sources[s.id], pose_model, post=w.post, emit=w.emit, max_frames=max_frames,
+            w.supervision = sup.figures
+            w.pipeline = Pipeline(sup.source, pose_model, post=sup.post(w.post), emit=w.emit, max_frames=max_frames,
                                   status=print_status if status else None)
+            sup.pipeline = w.pipeline
+            sup.prepare = pose_model.prepare
+            sup.on_change = _announcer(sup, w, sink)
             workers.append(w)
-        _run_all(workers, stop_event)
+            sup.on_change()  # a source still waiting for its camera says `reconnecting` from the start
+        _run_all(supervisors, stop_event)
         for w in workers:
             w.publish_stats()
-        if metrics is not None:
-            metrics.set_healthy(False)
+        failure = failure_of(supervisors)
+        if failure is not None:
+            raise failure
         return {w.id: w.pipeline.status_figures() for w in workers}
 
 
-def _run_all(workers: list[SourceWorker], stop_event: threading.Event | None) -> None:
-    errors: list[BaseException] = []
+def _health(supervisors, sink, cfg: AppConfig) -> tuple[bool, dict]:
+    from edgepose.service.supervisor import health
+
+    return health(supervisors, sink.delivery_stats, cfg.mqtt.buffer_size)
+
+
+def _announcer(sup, worker: SourceWorker, sink):
+    """What a state change publishes: ``status`` (online / reconnecting) and a fresh ``stats`` message."""
+    from edgepose.service.supervisor import ONLINE, RECONNECTING
+
+    def announce() -> None:
+        if sup.state in (ONLINE, RECONNECTING):
+            sink.send_status(sup.id, sup.state)
+            worker.publish_stats()
+
+    return announce
+
+
+def _run_all(supervisors, stop_event: threading.Event | None) -> None:
+    """Run every source's supervisor until all have finished; a fatal error in one stops the others.
+
+    The loop also feeds systemd: READY=1 once started, WATCHDOG=1 while every worker is alive and moving (a
+    hung process is restarted), STOPPING=1 at the end.
+    """
+    from edgepose.service.notify import sd_notify, watchdog_interval_s
 
     def stop_all(*_):
-        for w in workers:
-            w.pipeline.stop()
-            w.pipeline.source.close()
+        for sup in supervisors:
+            sup.stop()
 
-    def target(w: SourceWorker):
-        try:
-            w.pipeline.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
-            errors.append(exc)
-            stop_all()
-
-    threads = [threading.Thread(target=target, args=(w,), name=f"edgepose-{w.id}", daemon=True) for w in workers]
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, stop_all)
+    ping_every = watchdog_interval_s()
+    next_ping = 0.0
     try:
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            if stop_event is not None and stop_event.is_set():
+        for sup in supervisors:
+            sup.start()
+        sd_notify("READY=1")
+        while any(sup.thread.is_alive() for sup in supervisors):
+            if (stop_event is not None and stop_event.is_set()) or any(sup.error for sup in supervisors):
                 stop_all()
-            for t in threads:
-                t.join(0.1)
+            now = time.monotonic()
+            if ping_every is not None and now >= next_ping and not any(sup.hung(now) for sup in supervisors):
+                sd_notify("WATCHDOG=1")
+                next_ping = now + ping_every
+            for sup in supervisors:
+                sup.thread.join(0.1)
     finally:
+        sd_notify("STOPPING=1")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if errors:
-        raise errors[0]
