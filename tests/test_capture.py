@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import rtsp_server
 from conftest import REPO, free_port, wait_port
 
 from edgepose.capture import (
@@ -24,9 +24,9 @@ from edgepose.capture import (
     open_source,
     parse_source,
 )
-from edgepose.masking import mask
 from edgepose.capture.templates import PIPELINES_DIR
 from edgepose.errors import SourceError
+from edgepose.masking import mask
 
 gst = pytest.importorskip("edgepose.capture.gstreamer", reason="PyGObject/GStreamer not installed")
 
@@ -162,34 +162,12 @@ def test_test_pattern_is_live_and_yields_frames():
     assert late.index - frames[-1].index >= 6
 
 
-RTSP_SERVER = textwrap.dedent(
-    """
-    import ctypes, sys
-    ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
-    import gi
-    gi.require_version("Gst", "1.0")
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
-    Gst.init(None)
-    server = GstRtspServer.RTSPServer(address="127.0.0.1", service=sys.argv[1])
-    factory = GstRtspServer.RTSPMediaFactory(shared=True)
-    factory.set_launch(
-        "( videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=15/1 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 )"
-    )
-    server.get_mount_points().add_factory("/cam", factory)
-    server.attach(None)
-    GLib.MainLoop().run()
-    """
-)
-
-
 @pytest.fixture()
 def rtsp_url():
     """A real gst-rtsp-server on 127.0.0.1 streaming H.264 (x264enc) of the SMPTE pattern."""
     pytest.importorskip("gi")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", RTSP_SERVER, str(port)], stderr=subprocess.PIPE)
+    proc = rtsp_server.start(port)
     try:
         wait_port(port)
     except TimeoutError:

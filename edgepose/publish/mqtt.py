@@ -287,8 +287,8 @@ class _SourceChannel:
     def publish_status(self, state: str) -> None:
         """Retained ``status`` (QoS 1): ``online`` or ``reconnecting``; the Last Will says ``offline``."""
         with self.lock:
-            self.state = state
-            if self.connected:
+            changed, self.state = state != self.state, state
+            if changed and self.connected:
                 self._send(self.status_topic, state.encode(), 1, True)
 
     def stats(self) -> dict:

@@ -273,11 +273,11 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
             workers.append(w)
             sup.on_change()  # a source still waiting for its camera says `reconnecting` from the start
         _run_all(supervisors, stop_event)
-        for w in workers:
-            w.publish_stats()
         failure = failure_of(supervisors)
         if failure is not None:
-            raise failure
+            raise failure  # the sinks close on the way out: `offline`, queued QoS-1 messages flushed
+        for w in workers:
+            w.publish_stats()
         return {w.id: w.pipeline.status_figures() for w in workers}
 
 

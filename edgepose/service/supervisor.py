@@ -197,7 +197,7 @@ class SourceSupervisor:
         delay = self.backoff.next_delay()
         self._retry_at = time.monotonic() + delay
         if reason != self.reason or suffix:
-            self.report(f"{self.id}: {reason} — retrying in {delay:.0f} s{suffix}")
+            self.report(f"{self.id}: {reason} — retrying in {delay:.2g} s{suffix}")
         self.reason = reason
 
     def _begin_outage(self, reason: str, suffix: str = "") -> None:
