@@ -197,6 +197,69 @@ def test_server_serves_page_and_config_only(tmp_path):
         server.server_close()
 
 
+def _fetch(url: str, **headers) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_foreign_host_header_gets_no_config():
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 must not read the password."""
+    server = DashboardServer(DashboardConfig(port=0, username="viewer", password="pa55-word",
+                                             allowed_hosts=["dash.site.lan"]))
+    server.start()
+    port = server.server_address[1]
+    try:
+        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example", ""):
+            status, _, body = _fetch(server.url + "config.json", Host=host)
+            assert status == 403 and b"pa55-word" not in body, host
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"dash.site.lan:{port}"):
+            status, _, body = _fetch(server.url + "config.json", Host=host)
+            assert status == 200 and json.loads(body)["password"] == "pa55-word", host
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_beyond_loopback_every_request_needs_the_token():
+    server = DashboardServer(DashboardConfig(host="0.0.0.0", port=0, password="pa55-word"))
+    server.start()
+    try:
+        assert server.token and server.login_url == f"{server.url}?token={server.token}"
+        for path in ("", "app.js", "config.json"):
+            status, _, body = _fetch(server.url + path)
+            assert status == 401 and b"pa55-word" not in body
+        assert _fetch(server.url + "config.json?token=wrong")[0] == 401
+        status, headers, _ = _fetch(server.login_url)
+        assert status == 200 and "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+        cookie = headers["Set-Cookie"].split(";")[0]
+        status, _, body = _fetch(server.url + "config.json", Cookie=cookie)
+        assert status == 200 and json.loads(body)["password"] == "pa55-word"
+        assert _fetch(server.url + "config.json", Authorization=f"Bearer {server.token}")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    configured = DashboardServer(DashboardConfig(host="0.0.0.0", port=0, token="site-token"))
+    assert configured.token == "site-token" and configured.login_url == configured.url  # never printed
+    configured.server_close()
+
+
+def test_cli_on_all_interfaces_prints_a_token_url_and_refuses_without_it():
+    proc = subprocess.Popen([*EDGEPOSE, "dashboard", "--host", "0.0.0.0", "--port", "0"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
+        assert match, line
+        assert _fetch(match.group(1) + "config.json")[0] == 401
+        assert _fetch(match.group(1) + "config.json?token=" + match.group(2))[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
 def test_cli_reports_bad_websocket_url_in_one_line():
     result = CliRunner().invoke(cli, ["dashboard", "--mqtt-ws", "mqtt://127.0.0.1:1883"], standalone_mode=False)
     assert isinstance(result.exception, EdgeposeError)

@@ -3,21 +3,32 @@
 The page itself holds no settings and no secrets. It fetches ``/config.json`` at load time: the broker's
 WebSocket URL, the topic prefix, the credentials of the broker user it should log in as (when configured), and
 the pose contract (joint names, skeleton, palette) so the browser draws exactly what ``edgepose.draw`` draws.
-Anyone who can open the page can read those credentials: give the page a read-only broker user, and keep the
-dashboard on 127.0.0.1 or behind the site's access control.
+Anyone who can open the page can read those credentials: give the page a read-only broker user (see
+deploy/README.md, "Dashboard user"), and keep the dashboard on 127.0.0.1 or behind the site's access control.
+
+Two guards protect the page and its config: the Host header must name this machine (localhost, an IP address,
+its host name or ``dashboard.allowed_hosts``), so a foreign web page cannot reach it through DNS rebinding; and
+bound beyond loopback, every request needs the access token (``?token=`` once, then a same-site cookie, or
+``Authorization: Bearer``), 401 without. Without ``dashboard.token`` a random one is made and printed at start.
 """
 
 from __future__ import annotations
 
 import errno
+import hmac
+import ipaddress
 import json
 import logging
+import secrets
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.cookies import SimpleCookie
 from importlib import resources
+from urllib.parse import parse_qs, urlsplit
 
 from edgepose.config import DashboardConfig
 from edgepose.draw import MIN_OPACITY, PALETTE
@@ -52,6 +63,39 @@ def page_config(config: DashboardConfig, topic_prefix: str) -> dict:
     }
 
 
+COOKIE = "edgepose_token"
+
+
+def is_loopback(host: str) -> bool:
+    """True for a bind address only this machine can reach."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_names(config: DashboardConfig) -> set[str]:
+    """Host names a browser may use for the page (IP addresses are always fine: they cannot be rebound)."""
+    names = {"localhost", socket.gethostname(), socket.getfqdn(), config.host, *config.allowed_hosts}
+    return {n.lower().rstrip(".") for n in names if n}
+
+
+def host_allowed(header: str | None, names: set[str]) -> bool:
+    """Whether a Host header names this server: an IP address or one of ``names`` (port ignored)."""
+    if not header:
+        return False
+    host = header.strip()
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    host = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in names
+
+
 def _static_files() -> dict[str, tuple[bytes, str]]:
     """URL path -> (content, type) for every file of static/, read once."""
     files = {}
@@ -77,7 +121,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(head=True)
 
     def _respond(self, head: bool) -> None:
-        path = self.path.split("?", 1)[0]
+        if not host_allowed(self.headers.get("Host"), self.server.host_names):
+            # A page from another site that resolved its own name to us (DNS rebinding) gets nothing.
+            self.send_error(HTTPStatus.FORBIDDEN, "unknown Host header; add it to dashboard.allowed_hosts")
+            return
+        parts = urlsplit(self.path)
+        path = parts.path
+        token_in_query = (parse_qs(parts.query).get("token") or [None])[0]
+        if not self._authorised(token_in_query):
+            self.send_error(HTTPStatus.UNAUTHORIZED, "open the URL with ?token=... printed at start")
+            return
         if path == "/config.json":
             body, ctype = self.server.config_json, "application/json"
         elif path in self.server.files:
@@ -93,9 +146,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Security-Policy", _CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
+        if token_in_query is not None:
+            # Scripts and config.json load without the query: a same-site, script-proof cookie carries the token.
+            self.send_header("Set-Cookie", f"{COOKIE}={self.server.token}; Path=/; HttpOnly; SameSite=Strict")
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+    def _authorised(self, token_in_query: str | None) -> bool:
+        expected = self.server.token
+        if expected is None:
+            return True
+        cookie = SimpleCookie(self.headers.get("Cookie") or "").get(COOKIE)
+        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        given = [token_in_query, cookie.value if cookie else None, bearer or None]
+        return any(t is not None and hmac.compare_digest(t.encode(), expected.encode()) for t in given)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -115,6 +180,11 @@ class DashboardServer(ThreadingHTTPServer):
     def __init__(self, config: DashboardConfig, topic_prefix: str = "edgepose"):
         self.files = _static_files()
         self.config_json = json.dumps(page_config(config, topic_prefix)).encode()
+        self.host_names = host_names(config)
+        # Beyond loopback every request needs the token; one nobody configured is made up and printed at start.
+        self.token_generated = config.token is None and not is_loopback(config.host)
+        self.token = (config.token.get_secret_value() if config.token is not None
+                      else secrets.token_urlsafe(18) if self.token_generated else None)
         try:
             super().__init__((config.host, config.port), _Handler)
         except OSError as exc:
@@ -129,6 +199,11 @@ class DashboardServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{shown}:{port}/"
+
+    @property
+    def login_url(self) -> str:
+        """``url`` with the generated token (what to open in a browser); ``url`` when the token was configured."""
+        return f"{self.url}?token={self.token}" if self.token_generated else self.url
 
     def start(self) -> threading.Thread:
         """Serve from a daemon thread (tests, embedding); stop with ``shutdown()`` then ``server_close()``."""
@@ -150,7 +225,8 @@ def serve(
 ) -> None:
     """Serve the dashboard until interrupted. fields override ``config`` (``host=``, ``port=``, ``mqtt_ws=``...).
 
-    on_ready(url) runs once the port is bound, before serving (print the URL there). EdgeposeError if the port is
+    on_ready(url) runs once the port is bound, before serving (print the URL there; it carries the generated
+    access token when one was made). EdgeposeError if the port is
     taken; SIGINT and SIGTERM (systemd, docker stop) raise KeyboardInterrupt after the socket is closed.
     """
     config = DashboardConfig.model_validate({**(config or DashboardConfig()).model_dump(), **fields})
@@ -162,7 +238,7 @@ def serve(
             signal.signal(sig, _interrupt)
     try:
         if on_ready is not None:
-            on_ready(server.url)
+            on_ready(server.login_url)
         server.serve_forever()
     finally:
         server.server_close()
