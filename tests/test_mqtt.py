@@ -354,3 +354,98 @@ def test_mqtt_and_file_sink_together(mosquitto, tmp_path):
     sink.close()
     assert json.loads((tmp_path / "log.jsonl").read_text())["track_id"] == 5
     sub.close()
+
+
+class SlowLink:
+    """A real TCP proxy to the broker whose client->broker direction carries ``bytes_per_s`` (a congested uplink)."""
+
+    def __init__(self, target_port: int, bytes_per_s: int):
+        self.target_port = target_port
+        self.rate = bytes_per_s
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # the backlog stays in the sender
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, self.rate), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, rate: int | None) -> None:
+        try:
+            while data := src.recv(4096):
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def test_slow_link_and_outage_keep_queues_and_memory_bounded(tmp_path):
+    """60 MB of poses into a 50 kB/s uplink, then a broker outage: paho's queue, our buffer and RSS stay bounded,
+    and every drop is counted per kind."""
+    broker = Mosquitto(tmp_path, extra_conf=KEEP_USER).start()
+    link = SlowLink(broker.port, 50_000)
+    cfg = MqttConfig(url=f"mqtt://127.0.0.1:{link.port}", max_queued_messages=20, buffer_size=50, **FAST)
+    pub = MqttPublisher(cfg, ["cam"])
+    try:
+        pad = "x" * 20_000
+        rss_before = rss_mb()
+        peak_unsent = peak_queued = 0
+        for i in range(3000):
+            pub.publish_poses("cam", {"frame_index": i, "people": [], "pad": pad})
+            if i % 10 == 0:
+                pub.publish_event("cam", {"event": "person_entered", "frame_index": i})
+            if i % 100 == 0:
+                pub.publish_snapshot("cam", b"\xff" * 100_000)
+            stats = pub.stats("cam")
+            peak_unsent, peak_queued = max(peak_unsent, stats["unsent"]), max(peak_queued, stats["queued_qos1"])
+        growth = rss_mb() - rss_before
+        stats = pub.stats("cam")
+        assert stats["connected"]
+        assert peak_unsent <= 2 * cfg.max_queued_messages + 5, peak_unsent
+        assert peak_queued <= cfg.max_queued_messages, peak_queued
+        assert growth < 25, f"RSS grew {growth:.0f} MB"  # unbounded, 60 MB of poses would pile up
+        assert stats["poses_dropped"] > 2000 and stats["poses_sent"] > 0
+        assert stats["snapshots_dropped"] >= 25 and stats["events_dropped"] > 0
+
+        broker.stop()  # outage: events go to the bounded buffer, oldest dropped first
+        deadline = time.monotonic() + 10
+        while pub.stats("cam")["connected"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = pub.stats("cam")
+        assert not before["connected"]
+        for i in range(200):
+            pub.publish_event("cam", {"event": "person_left", "frame_index": i})
+            pub.publish_poses("cam", {"frame_index": i, "people": [], "pad": pad})
+        during = pub.stats("cam")
+        assert during["buffered"] == cfg.buffer_size
+        assert during["events_dropped"] - before["events_dropped"] == 200 - cfg.buffer_size
+        assert during["poses_dropped"] - before["poses_dropped"] == 200
+    finally:
+        pub.close(timeout=1)
+        broker.stop()

@@ -274,3 +274,25 @@ def test_failing_sink_stops_the_run_with_one_line_and_offline(h4_ir, mosquitto):
     errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0], res.stderr
     assert [p.decode() for p in sub.messages["status"]] == ["online", "offline"]
+
+
+def test_secrets_never_reach_config_show_or_the_logs_of_a_run(mosquitto, h4_ir, tmp_path):
+    """`config show` and every line a run prints (even with --debug) mask rtsp:// and mqtt:// passwords; a live
+    source that is not there at start is retried, with the first failure in one line."""
+    rtsp_url = f"rtsp://user:secret@127.0.0.1:{free_port()}/cam"  # nothing listens there
+    mqtt_url = f"mqtt://user:secret@127.0.0.1:{mosquitto.port}"  # the test broker takes any credentials
+    config = tmp_path / "site.yaml"
+    config.write_text(f"sources:\n  - id: door\n    source: {rtsp_url}\nmqtt:\n  url: {mqtt_url}\n")
+    env = dict(os.environ, EDGEPOSE_SUPERVISOR__RECONNECT_ATTEMPTS="2", EDGEPOSE_SUPERVISOR__RECONNECT_INITIAL_S="0.2")
+    show = subprocess.run([sys.executable, "-m", "edgepose", "config", "show", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert show.returncode == 0 and "rtsp://user:***@127.0.0.1" in show.stdout
+    for debug in ([], ["--debug"]):
+        res = subprocess.run([sys.executable, "-m", "edgepose", *debug, "run", "--config", str(config), "--model",
+                              str(h4_ir)], capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 1, res.stderr
+        first = [line for line in res.stderr.splitlines() if "retrying in" in line][0]
+        assert first.startswith("edgepose: door: cannot open rtsp://user:***@") and "(Ctrl-C to stop)" in first
+        assert "gave up after 2 reconnect attempts" in res.stderr
+        for output in (show.stdout, show.stderr, res.stdout, res.stderr):
+            assert "secret" not in output
