@@ -180,3 +180,34 @@ def test_untrained_exports_rank_last(isolated, h4_ir):
     profiles = {"efficienthrnet-h-4": prof("efficienthrnet-h-4", 30), "human-pose-estimation-0005": prof(
         "human-pose-estimation-0005", 20)}
     assert select(profiles, target_fps=15).name == "human-pose-estimation-0005"
+
+
+def test_corrupted_bin_fails_the_published_checksum_and_leaves_nothing(isolated, omz_model, local_server,
+                                                                      monkeypatch):
+    """The real manifest entry of human-pose-estimation-0005, served from a local HTTP server with a corrupted
+    .bin: the pull fails on the published sha256 and nothing is left behind; a tampered install fails at load."""
+    from dataclasses import replace
+
+    from edgepose.registry import pull as pull_mod
+    from edgepose.registry.catalog import RemoteFile, verify_local
+
+    real = catalog()["human-pose-estimation-0005"]
+    root, base = local_server
+    assert all(f.checksum is not None for e in catalog().values() for f in e.files)  # every download verified
+    xml_file, bin_file = real.files
+    shutil.copy(omz_model, root / xml_file.path)
+    (root / bin_file.path).write_bytes(b"\0" * bin_file.size)  # the right size, the wrong bytes
+    local = replace(real, files=tuple(  # only the .bin keeps its checksum: the .xml here is the shared copy
+        RemoteFile(f.path, f"{base}/{f.path}", f.sha256 if f is bin_file else None) for f in real.files))
+    monkeypatch.setattr(pull_mod, "catalog", lambda: {real.name: local})
+    with pytest.raises(EdgeposeError, match=r"checksum mismatch for human-pose-estimation-0005.bin: expected "
+                                            r"sha256 8d99a9ef.*nothing was installed"):
+        pull_mod.pull(real.name, progress=False)
+    assert list(isolated.iterdir()) == []
+
+    installed = install(omz_model, isolated, real.name)
+    with pytest.raises(ModelError, match=r"does not match the sha256 Open Model Zoo publishes"):
+        verify_local(real.name, installed)
+    res = subprocess.run([sys.executable, "-m", "edgepose", "run", "--source", "test", "--model", real.name,
+                          "--output", "-", "--max-frames", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "does not match the sha256" in res.stderr and "Traceback" not in res.stderr

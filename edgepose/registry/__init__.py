@@ -9,7 +9,8 @@ from edgepose.registry.catalog import (
     model_dirs,
     resolve,
     variant_model_name,
+    verify_local,
 )
 
 __all__ = ["ModelEntry", "catalog", "download_dir", "find_local", "local_models", "model_dirs", "resolve",
-           "variant_model_name"]
+           "variant_model_name", "verify_local"]

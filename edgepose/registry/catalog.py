@@ -22,9 +22,40 @@ REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 @dataclass(frozen=True)
 class RemoteFile:
+    """One file of a downloadable model, with the size and checksum its publisher gives (Open Model Zoo's
+    model.yml: sha256, or sha384 for newer models)."""
+
     path: str
     url: str
-    sha256: str | None
+    sha256: str | None = None
+    sha384: str | None = None
+    size: int | None = None
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """(hashlib algorithm, hex digest) to verify against, or None when nothing was published."""
+        if self.sha256:
+            return "sha256", self.sha256
+        if self.sha384:
+            return "sha384", self.sha384
+        return None
+
+
+def verify_local(name: str, xml: Path) -> None:
+    """ModelError unless the files of registry model ``name`` beside ``xml`` match their published checksums
+    (models that are not downloadable, and files without a published checksum, pass)."""
+    from edgepose.inference.common import file_digest
+
+    entry = catalog().get(name)
+    for f in entry.files if entry is not None else ():
+        path = xml.parent / f.path
+        if f.checksum is None or not path.exists():
+            continue
+        algorithm, expected = f.checksum
+        if (f.size is not None and path.stat().st_size != f.size) or file_digest(path, algorithm) != expected:
+            raise ModelError(f"{path} does not match the {algorithm} Open Model Zoo publishes for {name}: it is "
+                             f"corrupt or was replaced; pull it again (edgepose models pull {name} --force), or "
+                             "load your own copy by its .xml path")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -14,13 +15,14 @@ from edgepose.errors import EdgeposeError
 from edgepose.registry.catalog import ModelEntry, catalog, download_dir
 
 CHUNK = 1 << 16
+log = logging.getLogger(__name__)
 
 
-def _fetch(url: str, dest: Path, *, progress: bool, timeout: float) -> str:
-    """Stream ``url`` into ``dest``; return its SHA-256."""
+def _fetch(url: str, dest: Path, *, progress: bool, timeout: float, algorithm: str = "sha256") -> str:
+    """Stream ``url`` into ``dest``; return its ``algorithm`` hex digest."""
     from tqdm import tqdm
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:  # noqa: S310 - https URLs from our manifest
         total = int(resp.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
@@ -48,14 +50,17 @@ def pull(name: str, *, dest_root: Path | None = None, progress: bool = True, tim
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         for f in entry.files:
+            algorithm, expected = f.checksum or ("sha256", None)
             try:
-                sha = _fetch(f.url, tmp / f.path, progress=progress, timeout=timeout)
+                digest = _fetch(f.url, tmp / f.path, progress=progress, timeout=timeout, algorithm=algorithm)
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise EdgeposeError(f"cannot download {f.url}: {reason}. Check the network, or copy "
                                     f"{', '.join(x.path for x in entry.files)} into {final}/ by hand") from None
-            if f.sha256 and sha != f.sha256:
-                raise EdgeposeError(f"checksum mismatch for {f.path}: expected {f.sha256}, got {sha}; "
+            if expected is None:
+                log.warning("%s has no published checksum; it was downloaded unverified", f.path)
+            elif digest != expected:
+                raise EdgeposeError(f"checksum mismatch for {f.path}: expected {algorithm} {expected}, got {digest}; "
                                     "the download is corrupt or the file changed upstream — nothing was installed")
         if final.exists():
             shutil.rmtree(final)

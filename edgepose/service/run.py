@@ -226,6 +226,7 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
     (see ``supervisor``). Returns the final status figures per source id; raises EdgeposeError when the run
     stopped because of a failure.
     """
+    from edgepose import registry
     from edgepose.inference import load_model
     from edgepose.publish import open_sink
     from edgepose.service.supervisor import SourceSupervisor, failure_of
@@ -239,6 +240,7 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
             sup.open_first()
         sizes = [sup.source.size for sup in supervisors if sup.source is not None]
         choice = model or choose_model(cfg, sizes[0] if sizes else None, reprofile=reprofile)
+        registry.verify_local(choice.name, choice.xml)  # a downloaded model must still be what was published
         if status and choice.explanation:
             print(f"edgepose: --model auto chose {choice.explanation}", file=sys.stderr, flush=True)
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
