@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,9 +68,8 @@ def test_systemd_unit_verifies_clean(tmp_path):
         pytest.skip("systemd-analyze is not installed (Debian package systemd)")
     unit = (DEPLOY / "edgepose.service").read_text()
     for key in ("DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=edgepose", "CacheDirectory=edgepose",
-                "Restart=on-failure"):
+                "Restart=on-failure", "Type=notify", "NotifyAccess=main", "WatchdogSec=60"):
         assert re.search(rf"^{re.escape(key)}$", unit, re.M), key
-    assert "WatchdogSec" not in unit.replace("No WatchdogSec", "")  # no watchdog without sd_notify
     # verify also checks that ExecStart exists; point it at this checkout's edgepose instead of /opt/edgepose.
     exe = REPO / ".venv" / "bin" / "edgepose"
     if not exe.exists():
@@ -179,4 +179,44 @@ def test_broker_config_starts_mosquitto(tmp_path):
         assert client.connect("127.0.0.1", broker.port) == 0
         client.disconnect()
     finally:
+        broker.stop()
+
+
+def test_broker_acl_gives_the_dashboard_user_read_only_access(tmp_path):
+    """deploy/mosquitto.acl on a real Mosquitto: the dashboard user receives what nodes publish and cannot publish."""
+    import paho.mqtt.client as mqtt
+
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "edgepose", "node-pw"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "dashboard", "page-pw"], check=True)
+    broker = Mosquitto(tmp_path, extra_conf=f"user root\nallow_anonymous false\npassword_file {passwd}\n"
+                                            f"acl_file {DEPLOY / 'mosquitto.acl'}\n").start()
+    received: list[tuple[str, bytes]] = []
+    clients = []
+    try:
+        def client(user: str, password: str, subscribe: bool = False):
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            c.username_pw_set(user, password)
+            if subscribe:
+                c.on_message = lambda cl, ud, msg: received.append((msg.topic, msg.payload))
+            assert c.connect("127.0.0.1", broker.port) == 0
+            c.loop_start()
+            clients.append(c)
+            return c
+
+        page = client("dashboard", "page-pw", subscribe=True)
+        page.subscribe("edgepose/#", qos=1)
+        node = client("edgepose", "node-pw")
+        time.sleep(0.5)
+        page.publish("edgepose/door/status", b"forged", qos=1).wait_for_publish(5)
+        node.publish("edgepose/door/status", b"online", qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert received == [("edgepose/door/status", b"online")]  # the page's own publish was refused
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
         broker.stop()
