@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -296,3 +297,52 @@ def test_secrets_never_reach_config_show_or_the_logs_of_a_run(mosquitto, h4_ir, 
         assert "gave up after 2 reconnect attempts" in res.stderr
         for output in (show.stdout, show.stderr, res.stdout, res.stderr):
             assert "secret" not in output
+
+
+def test_backoff_doubles_to_its_maximum_with_bounded_jitter():
+    import random
+
+    from edgepose.config import SupervisorConfig
+    from edgepose.service.supervisor import Backoff
+
+    plain = Backoff(SupervisorConfig(reconnect_initial_s=1, reconnect_max_s=10, reconnect_jitter=0))
+    assert [plain.next_delay() for _ in range(6)] == [1, 2, 4, 8, 10, 10]
+    plain.reset()
+    assert plain.next_delay() == 1
+    jittered = Backoff(SupervisorConfig(reconnect_initial_s=1, reconnect_max_s=10, reconnect_jitter=0.2),
+                       random.Random(0))
+    delays = [jittered.next_delay() for _ in range(200)]
+    assert 0.8 <= delays[0] <= 1.2 and all(8 <= d <= 12 for d in delays[4:]) and len(set(delays)) == 200
+    limited = Backoff(SupervisorConfig(reconnect_attempts=2))
+    assert not limited.exhausted and limited.next_delay() and limited.next_delay() and limited.exhausted
+
+
+@pytest.mark.slow
+def test_camera_that_boots_after_the_service_is_waited_for_and_sigterm_exits_zero(h4_ir, tmp_path):
+    server = RtspServer()  # not started yet: the camera is still booting
+    env = dict(os.environ, EDGEPOSE_SUPERVISOR__RECONNECT_INITIAL_S="0.5", EDGEPOSE_SUPERVISOR__RECONNECT_MAX_S="1")
+    proc = subprocess.Popen([sys.executable, "-m", "edgepose", "run", "--source", server.url, "--model", str(h4_ir),
+                             "--output", "-", "--no-snapshot"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        first = proc.stderr.readline()
+        assert "cannot open rtsp://127.0.0.1" in first, first
+        assert re.search(r" — retrying in 0\.[4-6]\d* s \(Ctrl-C to stop\)$", first), first
+        time.sleep(2)
+        assert proc.poll() is None  # still waiting, not exited
+        server.start()
+        states = []
+        while not isinstance((message := json.loads(proc.stdout.readline())).get("people"), list):
+            states.append(message["state"])  # stats lines, one per state change
+        assert states == ["reconnecting", "online"]
+        assert message["source_id"] == "127-0-0-1"  # a pose message: the camera is up and processed
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if server.proc is not None:
+            server.kill()
+    assert proc.returncode == 0, err  # a requested stop
+    assert "is back after" in err and "Traceback" not in err
