@@ -27,10 +27,11 @@ test: install
 	OPENVINO_TELEMETRY=0 $(VENV)/bin/pytest -q -ra
 
 bench: install
-	@for b in benchmarks/*.py; do case $$b in */soak.py|*/common.py) continue ;; esac; echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do case $$b in */soak.py|*/faultsoak.py|*/common.py) continue ;; esac; echo "== $$b"; $(PY) $$b || exit 1; done
 
 soak: install
 	$(PY) benchmarks/soak.py --minutes 10
+	$(PY) benchmarks/faultsoak.py --minutes 10
 
 # Not part of CI: debootstraps a clean Debian bookworm and runs `make demo` and `make test` in it (needs root).
 fresh-check:
