@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,3 +20,12 @@ def default_model(tmp: Path) -> str:
     from edgepose.train.export import export_variant
 
     return str(export_variant("H-4", tmp / "h4", random_init=True))
+
+
+def soak_arguments(doc: str) -> argparse.Namespace:
+    """--minutes, --model and --video of the soak scripts, with ``doc`` as the help text."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--model")
+    ap.add_argument("--video", default=str(SAMPLES / "store-aisle-detection.mp4"))
+    return ap.parse_args()

@@ -12,7 +12,6 @@ Goals (the issue's): zero crashes, every outage recovered, every event delivered
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from common import REPO, SAMPLES, default_model
+from common import REPO, default_model, soak_arguments
 
 sys.path.insert(0, str(REPO / "tests"))
 import rtsp_server  # noqa: E402 - the tests' RTSP server (SIGUSR1 stalls it)
@@ -69,11 +68,7 @@ class Subscriber:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--model")
-    ap.add_argument("--video", default=str(SAMPLES / "store-aisle-detection.mp4"))
-    args = ap.parse_args()
+    args = soak_arguments(__doc__)
     tmp = Path(tempfile.mkdtemp(prefix="edgepose-faultsoak-"))
     model = args.model or default_model(tmp)
     data = tmp / "broker"

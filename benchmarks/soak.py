@@ -7,7 +7,6 @@ Mosquitto, with the process's resident memory (RSS) sampled; reports the growth 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -18,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import SAMPLES, default_model
+from common import default_model, soak_arguments
 
 
 def rss_mb() -> float:
@@ -35,11 +34,7 @@ def free_port() -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--model")
-    ap.add_argument("--video", default=str(SAMPLES / "store-aisle-detection.mp4"))
-    args = ap.parse_args()
+    args = soak_arguments(__doc__)
     os.environ.setdefault("OPENVINO_TELEMETRY", "0")
 
     from edgepose.config import load_config

@@ -229,13 +229,15 @@ class SourceSupervisor:
         """Why this source is unhealthy now, or None."""
         if self.state == FAILED:
             return f"{self.id} failed: {self.reason}"
+        if self.state == STARTING:
+            return f"{self.id} is starting"
         if self.state == RECONNECTING:
             return f"{self.id} reconnecting for {now - (self._outage_since or now):.0f} s: {self.reason}"
         if self.state == ONLINE:
             seen = max(self.last_frame or 0.0, self._online_since)
             if now - seen > self.cfg.stall_timeout_s:
                 return f"{self.id} has had no frame for {now - seen:.0f} s"
-        if self.state in (ONLINE, RECONNECTING, STARTING) and self.thread.ident is not None and not self.thread.is_alive():
+        if self.state in (ONLINE, RECONNECTING) and self.thread.ident is not None and not self.thread.is_alive():
             return f"{self.id}'s worker is not running"
         return None
 
