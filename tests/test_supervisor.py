@@ -247,9 +247,11 @@ def callback(out, n):
     if n == 2:
         raise RuntimeError("boom in frame 2")
 try:
-    for n in range(12):
-        model.submit(image, n, callback)
-    model.wait_all()
+    try:
+        for n in range(12):
+            model.submit(image, n, callback)
+    finally:
+        model.wait_all()  # as the pipeline does: no request left running when the caller goes on
 except RuntimeError as exc:
     print("caught:", exc)
 """

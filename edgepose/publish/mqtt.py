@@ -22,8 +22,9 @@ reconnect.
 
 Memory stays bounded on a slow but connected link too: paho holds at most ``max_queued_messages`` QoS>=1
 messages (``max_queued_messages_set``), a pose is dropped (and counted) when that many packets already wait
-for the socket, and a snapshot is only handed over when nothing waits at all, so a large JPEG never queues
-behind a slow link (the next one follows ``snapshot.interval_s`` later). Drops are counted per kind.
+for the socket, and a snapshot is only handed over when nothing waits at all: until then the newest one waits
+in a one-JPEG slot (a newer one replaces it, counted as dropped) and goes out once paho has written its queue,
+so a large JPEG never queues behind a slow link. Drops are counted per kind.
 """
 
 from __future__ import annotations
@@ -186,7 +187,10 @@ class _SourceChannel:
         self.client.max_queued_messages_set(config.max_queued_messages)
         self.client.on_disconnect = self._on_disconnect
         self.state = ONLINE  # what status says while connected: online, or reconnecting while the source is away
-        self.lock = threading.Lock()
+        # Re-entrant: paho may run on_publish on the network thread while that thread holds it (_on_connect).
+        self.lock = threading.RLock()
+        self.pending_snapshot: tuple[str, bytes] | None = None  # the newest JPEG waiting for an idle link
+        self.client.on_publish = self._on_publish
         self.connected = False
         self.buffer: deque[tuple[str, bytes, int, str]] = deque()  # topic, payload, qos, kind
         self.latest_retained: dict[str, bytes] = {}  # topic -> newest payload, sent on reconnect
@@ -225,6 +229,18 @@ class _SourceChannel:
             self.connected = True
         if self.counters["connects"] > 1:
             log.warning("MQTT source %s reconnected to %s:%s", self.source_id, self.config.host, self.config.port)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # A packet went out: if nothing else waits now, the waiting snapshot may go.
+        if self.pending_snapshot is not None:
+            with self.lock:
+                self._send_pending_snapshot()
+
+    def _send_pending_snapshot(self) -> None:
+        if self.pending_snapshot is not None and self.connected and self.unsent_packets() == 0:
+            topic_, jpeg = self.pending_snapshot
+            self.pending_snapshot = None
+            self.counters["snapshots_sent" if self._send(topic_, jpeg, 0, True) else "snapshots_dropped"] += 1
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self.lock:
@@ -275,14 +291,16 @@ class _SourceChannel:
                 self.latest_retained[topic_] = payload
 
     def publish_snapshot(self, topic_: str, jpeg: bytes) -> None:
-        """A retained JPEG, handed to paho only when nothing waits for the socket (else dropped and counted)."""
+        """A retained JPEG, handed to paho only when nothing waits for the socket; meanwhile the newest one
+        waits in a one-JPEG slot (the one it replaces is counted as dropped)."""
         with self.lock:
             if not self.connected:
                 self.latest_retained[topic_] = jpeg  # the newest one only, sent on reconnect
-            elif self.unsent_packets() == 0 and self._send(topic_, jpeg, 0, True):
-                self.counters["snapshots_sent"] += 1
-            else:
+                return
+            if self.pending_snapshot is not None:
                 self.counters["snapshots_dropped"] += 1
+            self.pending_snapshot = (topic_, jpeg)
+            self._send_pending_snapshot()
 
     def publish_status(self, state: str) -> None:
         """Retained ``status`` (QoS 1): ``online`` or ``reconnecting``; the Last Will says ``offline``."""

@@ -51,6 +51,7 @@ class ModelChoice:
     name: str
     xml: Path
     explanation: str = ""
+    registry: bool = False  # found by name in the model directories: checked against its published checksum
 
 
 def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, reprofile: bool = False,
@@ -63,7 +64,7 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
         # A path names the model by its folder (exports are <name>/model.xml) or its file stem (Intel's IRs).
         is_path = xml.name in cfg.model.name or Path(cfg.model.name).expanduser().exists()
         name = (xml.parent.name if xml.stem == "model" else xml.stem) if is_path else cfg.model.name
-        return ModelChoice(name, xml)
+        return ModelChoice(name, xml, registry=not is_path)
     from edgepose.registry.profiler import DEFAULT_SIZE, profile_models, select
 
     local = registry.local_models()
@@ -78,7 +79,7 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
     choice = select(profiles, target_fps=cfg.model.target_fps, max_latency_ms=cfg.model.max_latency_ms)
     if not choice.meets_target:
         log.warning(choice.reason)
-    return ModelChoice(choice.name, local[choice.name], choice.reason)
+    return ModelChoice(choice.name, local[choice.name], choice.reason, registry=True)
 
 
 def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
@@ -240,7 +241,8 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
             sup.open_first()
         sizes = [sup.source.size for sup in supervisors if sup.source is not None]
         choice = model or choose_model(cfg, sizes[0] if sizes else None, reprofile=reprofile)
-        registry.verify_local(choice.name, choice.xml)  # a downloaded model must still be what was published
+        if choice.registry:  # a downloaded model must still be what was published (a path is the user's own)
+            registry.verify_local(choice.name, choice.xml)
         if status and choice.explanation:
             print(f"edgepose: --model auto chose {choice.explanation}", file=sys.stderr, flush=True)
         hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
