@@ -167,6 +167,18 @@ def test_stalled_stream_is_detected_reopened_and_healthz_tells(rtsp, h4_ir, tmp_
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(0.2)
+    states: list[str] = []
+    done = threading.Event()
+
+    def listen():  # systemd reads its socket as datagrams come; so must this stand-in
+        while not done.is_set():
+            try:
+                states.append(notify.recv(64).decode())
+            except TimeoutError:
+                pass
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
@@ -182,23 +194,25 @@ def test_stalled_stream_is_detected_reopened_and_healthz_tells(rtsp, h4_ir, tmp_
         body = poll_health(port, 503, 10)
         assert time.monotonic() - stalled < 6
         assert "cam" in body["reasons"][0]
-        for _ in range(5):  # 503 all through the stall
-            time.sleep(0.5)
-            assert healthz(port)[0] == 503
-        assert healthz(port)[1]["sources"]["cam"]["state"] == "reconnecting"
+        during = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(b["sources"]["cam"]["state"] == "reconnecting" for _, b in during):
+            time.sleep(0.3)
+            during.append(healthz(port))
+        # Every sample taken while the source was reconnecting said 503 (a loaded machine may let the test server
+        # slip a late frame through, so the samples before the reopen are not all 503).
+        reconnecting = [status for status, b in during if b["sources"]["cam"]["state"] == "reconnecting"]
+        assert reconnecting and set(reconnecting) == {503}, during
         rtsp.toggle_stall()
         body = poll_health(port, 200, 20)
-        assert body["sources"]["cam"]["reconnects"] >= 1 and body["sources"]["cam"]["outage_s"] > 1
+        assert body["sources"]["cam"]["reconnects"] >= 1 and body["sources"]["cam"]["outage_s"] > 0
     finally:
         stop.set()
         thread.join(60)
     assert "error" not in result, result
-    states = []
-    while True:
-        try:
-            states.append(notify.recv(64).decode())
-        except TimeoutError:
-            break
+    time.sleep(0.5)
+    done.set()
+    listener.join(2)
     assert states[0] == "READY=1" and states[-1] == "STOPPING=1" and "WATCHDOG=1" in states
 
 

@@ -23,6 +23,7 @@ def sd_notify(state: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)  # the run loop must never wait for systemd
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as exc:
