@@ -173,8 +173,9 @@ def describe(inputs, intel_default, intel_aligned) -> None:
           f"{d['found_one_side']} found by one side only")
     print(f"  Intel without pose threshold and dist_reweight: {a['people'][1]} people, {a['matched']} matched, "
           f"{a['equal']}/{a['joints']} joints equal, {a['moved']} moved, {a['found_one_side']} one side only "
-          "(left: Intel's adjust skips the outer two pixels, its refine rounds half up on tag dimension 0, its "
-          "top-k breaks value ties in argpartition order)")
+          "(left: edgepose returns at most max_people=30 people as the official code, Intel every one it forms; "
+          "Intel's adjust skips the outer two pixels, its refine rounds half up on tag dimension 0, its top-k "
+          "breaks value ties in argpartition order; on noise, matching by position means little)")
 
 
 def real_outputs(tmp: Path, frames_per_video: int = 6):
