@@ -69,6 +69,8 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q $EDITABLE ".[${EXTRAS}]"
+# Compile the grouping into Numba's on-disk cache now, so the first frame after install does not wait for the JIT.
+"$VENV/bin/python" -c 'from edgepose.decode import warm; print(f"edgepose install: decoder compiled in {warm():.1f} s")'
 # OpenVINO's usage telemetry stays off on edge devices and in CI.
 "$VENV/bin/opt_in_out" --opt_out >/dev/null 2>&1 || true
 echo "edgepose install: ready in $VENV ($("$VENV/bin/python" -c 'import edgepose; print(edgepose.__version__)'))"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -149,6 +151,22 @@ def test_dockerfiles_install_with_the_shared_script(dockerfile):
     for options in re.findall(r"install\.sh((?: --[a-z-]+(?: \S+)?)+)", text):
         for opt in re.findall(r"--[a-z-]+", options):
             assert re.search(rf"^\s+{re.escape(opt)}\)", (DEPLOY / "install.sh").read_text(), re.M), opt
+
+
+def test_install_warms_the_decoder_cache(tmp_path):
+    """What install.sh and the Dockerfiles run leaves a cache from which a fresh process loads the decoder
+    without compiling (Numba's own hit/miss counts, not a timing)."""
+    for path in [DEPLOY / "install.sh", *DOCKERFILES]:
+        assert "from edgepose.decode import warm; " in path.read_text(), path
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", "from edgepose.decode import warm; warm()"], env=env, check=True,
+                   timeout=600)
+    probe = ("import numpy as np; from edgepose.decode import group, grouping; "
+             "group(np.random.default_rng(0).random((17, 30, 20), dtype=np.float32), np.zeros((17, 30, 20))); "
+             "s = grouping.group_arrays.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True,
+                         timeout=600).stdout.split()
+    assert (int(out[0]), int(out[1])) == (1, 0), f"cache hits, misses: {out}"
 
 
 def test_runtime_package_list_has_no_build_tools():

@@ -28,6 +28,7 @@ __all__ = [
     "from_omz",
     "group",
     "resize_bilinear",
+    "warm",
 ]
 
 _DEFAULT = GroupingParams()
@@ -91,3 +92,20 @@ def decode(out: NetOutput, params: GroupingParams | None = None) -> Poses:
         poses = _run(hm, hm, tg, True, params)
     sx, sy = out.scale
     return poses.scaled(sx, sy)
+
+
+def warm() -> float:
+    """Compile the grouping into Numba's on-disk cache (seconds taken), so later processes start warm.
+
+    The installer runs this: otherwise a fresh install's first frame waits for the JIT (~10-20 s on a small CPU).
+    Every call the service makes has the same argument types, so one decode of each kind compiles everything.
+    """
+    import time
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(0)
+    heat = rng.random((NUM_JOINTS, 16, 40), dtype=np.float32)
+    tags = rng.random((NUM_JOINTS, 16, 40, 1), dtype=np.float32)
+    decode(NetOutput(heat, tags))
+    decode(NetOutput(np.where(heat > 0.9, heat, -heat), tags, nms_applied=True))
+    return time.perf_counter() - t

@@ -33,7 +33,7 @@ from numba import njit
 _INF = np.inf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _augmenting_path(cost, u, v, path, row4col, spc, i, sr, sc, remaining):
     """Shortest augmenting path from free row i; returns (sink column, path length) or (-1, inf)."""
     nc = cost.shape[1]
@@ -74,7 +74,7 @@ def _augmenting_path(cost, u, v, path, row4col, spc, i, sr, sc, remaining):
     return sink, min_val
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve_square_or_wide(cost):
     """Min-cost assignment for nr <= nc: col4row (nr,), every row assigned."""
     nr, nc = cost.shape
@@ -108,7 +108,7 @@ def _solve_square_or_wide(cost):
     return col4row
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def linear_sum_assignment(cost):
     """Min-cost assignment of a finite (nr, nc) float64 matrix: col_for_row (nr,), -1 for rows left out.
 
@@ -129,7 +129,7 @@ def linear_sum_assignment(cost):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_peak(hm, y, x, value, radius):
     """True when no pixel of the (2r+1)^2 window around (y, x), clipped at the border, exceeds value."""
     h, w = hm.shape
@@ -152,7 +152,7 @@ _SEG = 32
 
 # Max is exact under any flags; fastmath lets LLVM vectorise the reduction, and inlining keeps the
 # constant-length loop visible to it (a call per segment costs as much as the maximum itself).
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _row_max(row, x0, x1):
     """max(row[x0:x1]) (x0 < x1)."""
     m = row[x0]
@@ -165,7 +165,20 @@ def _row_max(row, x0, x1):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _row_min(row, x0, x1):
+    """min(row[x0:x1]) (x0 < x1), vectorised as ``_row_max``."""
+    m = row[x0]
+    if x1 - x0 == _SEG:
+        for k in range(_SEG):
+            m = min(m, row[x0 + k])
+        return m
+    for x in range(x0 + 1, x1):
+        m = min(m, row[x])
+    return m
+
+
+@njit(cache=True, nogil=True)
 def _segment_maxima(maps):
     """(J, H, ceil(W / _SEG)) float32: the max of every row segment of every map."""
     nj, h, w = maps.shape
@@ -178,7 +191,7 @@ def _segment_maxima(maps):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _candidates(peaks, do_nms, radius, top_k, threshold):
     """Per joint the top_k peaks above threshold: values (J, K) f32, flat positions (J, K), counts (J,),
     and the row-segment maxima of ``peaks`` (as ``_segment_maxima``), computed on the way."""
@@ -221,7 +234,7 @@ def _candidates(peaks, do_nms, radius, top_k, threshold):
     return vals, pos, count, seg_max
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _quarter(det, y, x):
     """Quarter-pixel shift (dx, dy) towards the higher neighbour (ties go left/up), as HigherHRNet."""
     h, w = det.shape
@@ -230,7 +243,7 @@ def _quarter(det, y, x):
     return dx, dy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _match(tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_people, use_detection_val,
            ignore_too_much):
     """Group candidates into people: joint flat positions (P, J) (-1 = missing), values (P, J), tag sums, counts."""
@@ -282,22 +295,22 @@ def _match(tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_peo
     return joint_pos[:n_people], joint_val[:n_people], tag_sum[:n_people], tag_cnt[:n_people]
 
 
-_TILE_ROWS = 8  # refinement orders 8-row stacks of segments: 8x fewer to sort than single segments
+_TILE_ROWS = 8  # refinement bounds 8-row stacks of segments (256 pixels): few enough to order, small enough to prune
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
     """Fill missing joints in place (xy, conf): each goes to the first argmax (row-major) of
     ``det[j] - round(|tag - person mean tag|)``, without scanning the whole map.
 
-    A pixel's score is at most its heatmap value (the rounded distance is >= 0), so a row segment whose max
-    (``seg_max``, (J, H, S)) is below the best score found so far holds no better pixel. Per joint, tiles of
-    _TILE_ROWS segments are visited in descending order of their max, and a person's search stops at the first
-    tile below its best, so only regions that can hold the answer are looked at. A segment's tag box
-    (per-dimension min/max) bounds the distance of all its pixels, so most segments are dismissed without reading
-    their pixels. The tile order and the boxes are built lazily, once per joint, shared by all people missing it.
-    Equal scores resolve to the lower row-major index wherever they are found, so the visiting order does not
-    change the result.
+    A pixel's score is at most its heatmap value minus the rounded distance from the person's tag to the tag box
+    (per-dimension min/max) of any region holding it. The map is cut into tiles of _TILE_ROWS row segments; a
+    tile's heatmap max comes from ``seg_max`` ((J, H, S), the candidate scan's by-product). Per joint type the
+    tiles are ordered once by heatmap max (a heap popped lazily, shared by all people missing the joint) and
+    their tag boxes are computed on first use, also shared. Each person's search is best-first on two streams:
+    the shared order, whose tiles get their box bound and go into the person's own heap, and that heap, whose
+    top tile is scanned; it stops when neither stream can reach the person's best score. Equal scores resolve
+    to the lower row-major index wherever they are found, so the visiting order does not change the result.
     """
     nj, h, w, nl = tags.shape
     n = joint_pos.shape[0]
@@ -310,11 +323,13 @@ def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos
     tile_max = np.empty(n_tiles, np.float32)
     heap = np.empty(n_tiles, np.int64)
     order = np.empty(n_tiles, np.int64)  # tiles popped from the heap so far: descending max
-    box_lo = np.empty((h, nsx, nl), np.float32)
-    box_hi = np.empty((h, nsx, nl), np.float32)
-    box_of = np.full((h, nsx), -1, np.int64)  # the joint whose tags box_lo/hi hold
+    box_lo = np.empty((n_tiles, nl), np.float32)
+    box_hi = np.empty((n_tiles, nl), np.float32)
+    bound = np.empty(n_tiles)  # the current person's bound of each tile in its heap
+    own = np.empty(n_tiles, np.int64)  # the current person's heap
     best = np.empty(n)
     best_pos = np.empty(n, np.int64)
+    buf = np.empty(_SEG)
     for j in range(nj):
         need = np.flatnonzero(joint_val[:, j] <= 0.0)
         if need.shape[0] == 0:
@@ -345,46 +360,42 @@ def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos
                 n_heap += 1
         for i in range(n_heap // 2 - 1, -1, -1):
             _sift_down(heap, n_heap, i, tile_max)
+        _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi)
         n_order = 0
         for q in need:
             i = 0
+            n_own = 0
             while True:
-                if i == n_order:
-                    if n_heap == 0:
-                        break
+                if i == n_order and n_heap > 0:
                     order[n_order] = heap[0]
                     n_order += 1
                     n_heap -= 1
                     heap[0] = heap[n_heap]
                     _sift_down(heap, n_heap, 0, tile_max)
+                shared_key = np.float64(tile_max[order[i]]) if i < n_order else -_INF
+                own_key = bound[own[0]] if n_own > 0 else -_INF
+                # Equal is not enough to stop: a pixel scoring exactly the best but earlier in row-major order wins.
+                if max(shared_key, own_key) < best[q]:
+                    break
+                if own_key >= shared_key:
+                    t = own[0]
+                    n_own -= 1
+                    own[0] = own[n_own]
+                    _sift_down(own, n_own, 0, bound)
+                    _scan_tile(hm, tg, sm, t, nsx, w, mean, q, best, best_pos, buf)
+                    continue
                 t = order[i]
                 i += 1
-                # Equal is not enough to stop: a pixel scoring exactly the best but earlier in row-major order wins.
-                if tile_max[t] < best[q]:
-                    break
-                sx = t % nsx
-                x0 = sx * _SEG
-                x1 = min(x0 + _SEG, w)
-                y0 = (t // nsx) * _TILE_ROWS
-                for y in range(y0, min(y0 + _TILE_ROWS, h)):
-                    top = np.float64(sm[y, sx])
-                    if top < best[q]:
-                        continue
-                    if box_of[y, sx] != j:
-                        _tag_box(tg, y, x0, x1, box_lo, box_hi, sx)
-                        box_of[y, sx] = j
-                    gap2 = 0.0
-                    for l in range(nl):
-                        lo = np.float64(box_lo[y, sx, l]) - mean[q, l]
-                        hi = mean[q, l] - np.float64(box_hi[y, sx, l])
-                        gap = max(lo, hi, 0.0)
-                        gap2 += gap * gap
-                    bound = top - np.rint(np.sqrt(gap2))
-                    if bound < best[q] or (bound == best[q] and y * w + x0 > best_pos[q]):
-                        continue
-                    for x in range(x0, x1):
-                        if hm[y, x] >= best[q]:
-                            _offer(hm, tg, y, x, mean, q, best, best_pos)
+                gap2 = 0.0
+                for l in range(nl):
+                    gap = max(np.float64(box_lo[t, l]) - mean[q, l], mean[q, l] - np.float64(box_hi[t, l]), 0.0)
+                    gap2 += gap * gap
+                b = shared_key - np.rint(np.sqrt(gap2))
+                if b > best[q] or (b == best[q] and (t // nsx) * _TILE_ROWS * w + (t % nsx) * _SEG < best_pos[q]):
+                    bound[t] = b
+                    own[n_own] = t
+                    _sift_up(own, n_own, bound)
+                    n_own += 1
         for q in need:
             y, x = best_pos[q] // w, best_pos[q] % w
             if hm[y, x] > 0:
@@ -394,7 +405,44 @@ def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos
                 conf[q, j] = hm[y, x]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _scan_tile(hm, tg, sm, t, nsx, w, mean, q, best, best_pos, buf):
+    """Offer every pixel of tile t that can reach person q's best score (row segments below it are skipped)."""
+    sx = t % nsx
+    x0 = sx * _SEG
+    x1 = min(x0 + _SEG, w)
+    y0 = (t // nsx) * _TILE_ROWS
+    for y in range(y0, min(y0 + _TILE_ROWS, hm.shape[0])):
+        if np.float64(sm[y, sx]) < best[q]:
+            continue
+        if tg.shape[2] == 1:
+            _scan_row_1d(hm[y], tg[y], y * w, x0, x1, mean[q, 0], q, best, best_pos, buf)
+            continue
+        for x in range(x0, x1):
+            if hm[y, x] >= best[q]:
+                _offer(hm, tg, y, x, mean, q, best, best_pos)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scan_row_1d(hm_row, tg_row, flat0, x0, x1, m, q, best, best_pos, buf):
+    """``_offer`` for pixels x0..x1 of one row with one tag dimension, scores computed in one vectorised loop
+    (sqrt(d * d) is exactly |d|, so the score is the same)."""
+    top = -_INF
+    for x in range(x0, x1):
+        score = np.float64(hm_row[x]) - np.rint(np.abs(np.float64(tg_row[x, 0]) - m))
+        buf[x - x0] = score
+        top = max(top, score)
+    if top < best[q]:
+        return
+    for x in range(x0, x1):
+        if buf[x - x0] == top:
+            if top > best[q] or flat0 + x < best_pos[q]:
+                best[q] = top
+                best_pos[q] = flat0 + x
+            return
+
+
+@njit(cache=True, nogil=True)
 def _offer(hm, tg, y, x, mean, q, best, best_pos):
     """Make pixel (y, x) person q's best if it scores higher, or equal and earlier in row-major order (argmax)."""
     s = 0.0
@@ -408,7 +456,7 @@ def _offer(hm, tg, y, x, mean, q, best, best_pos):
         best_pos[q] = flat
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sift_down(heap, n, i, key):
     """Restore the max-heap property (by key[heap[.]]) below position i of heap[:n]."""
     item = heap[i]
@@ -426,20 +474,53 @@ def _sift_down(heap, n, i, key):
     heap[i] = item
 
 
-@njit(cache=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; min/max are exact under these flags
-def _tag_box(tg, y, x0, x1, lo, hi, sx):
-    """Per-dimension min and max of tg[y, x0:x1] into lo[y, sx], hi[y, sx]."""
-    for l in range(tg.shape[2]):
-        a = tg[y, x0, l]
-        b = a
-        for x in range(x0 + 1, x1):
-            a = min(a, tg[y, x, l])
-            b = max(b, tg[y, x, l])
-        lo[y, sx, l] = a
-        hi[y, sx, l] = b
+@njit(cache=True, nogil=True)
+def _sift_up(heap, i, key):
+    """Move heap[i] up until its parent's key (key[heap[.]]) is not smaller: a push onto heap[:i + 1]."""
+    item = heap[i]
+    k = key[item]
+    while i > 0:
+        parent = (i - 1) // 2
+        if key[heap[parent]] >= k:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = item
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; min/max are exact then
+def _tile_boxes(tg, tile_max, floor, nsx, lo, hi):
+    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into lo[t], hi[t].
+
+    One row-major sweep: memory is read in order, which costs a fraction of visiting the tiles one by one.
+    """
+    h, w, nl = tg.shape
+    rows = tg.reshape(h, w * nl)
+    for y in range(h):
+        first = y % _TILE_ROWS == 0
+        for sx in range(nsx):
+            t = (y // _TILE_ROWS) * nsx + sx
+            if tile_max[t] < floor:
+                continue
+            x0 = sx * _SEG
+            x1 = min(x0 + _SEG, w)
+            if nl == 1:  # one tag dimension: contiguous segments, min and max vectorise
+                a = _row_min(rows[y], x0, x1)
+                b = _row_max(rows[y], x0, x1)
+                lo[t, 0] = a if first else min(a, lo[t, 0])
+                hi[t, 0] = b if first else max(b, hi[t, 0])
+                continue
+            for l in range(nl):
+                a = tg[y, x0, l] if first else lo[t, l]
+                b = tg[y, x0, l] if first else hi[t, l]
+                for x in range(x0, min(x0 + _SEG, w)):
+                    a = min(a, tg[y, x, l])
+                    b = max(b, tg[y, x, l])
+                lo[t, l] = a
+                hi[t, l] = b
+
+
+@njit(cache=True, nogil=True)
 def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshold, tag_threshold, max_people,
                  use_detection_val, ignore_too_much, adjust, refine, joint_order):
     """The whole grouping on validated, C-contiguous float32 arrays.
@@ -484,7 +565,7 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
     return xy, conf, score
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def all_finite(flat):
     """True when no element is NaN or infinite: x - x is 0 for finite x and NaN otherwise."""
     acc = np.float32(0.0)
