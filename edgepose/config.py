@@ -291,7 +291,7 @@ class MqttConfig(_Section):
     connect_timeout_s: float = Field(10.0, gt=0, le=120, description="How long startup waits for the broker.")
     reconnect_min_delay_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay (doubles each try).")
     reconnect_max_delay_s: float = Field(60.0, gt=0, le=3600, description="Longest delay between reconnects.")
-    homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery for each source.")
+    homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery: one device per source.")
     homeassistant_prefix: str = Field("homeassistant", pattern=r"^[^#+\s]+$", description="HA discovery prefix.")
 
     @field_validator("url")
@@ -357,6 +357,14 @@ class TrackingConfig(_Section):
     max_age: int = Field(15, ge=1, le=10_000, description="Frames a track survives unseen before `left` fires.")
 
 
+class PublishConfig(_Section):
+    min_person_score: float = Field(
+        0.15, ge=0, le=1,
+        description="A person counts (people topic, events, Home Assistant, metrics, dashboard chart) from this score; "
+        "poses messages still carry everyone, flagged `counted`.",
+    )
+
+
 class MetricsConfig(_Section):
     port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics and /healthz port; None = off.")
     host: str = Field("127.0.0.1", min_length=1, description="Bind address (0.0.0.0 exposes it to the network).")
@@ -382,6 +390,10 @@ class DashboardConfig(_Section):
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the dashboard (0 = any free port).")
     username: str | None = Field(None, description="Broker user the page logs in as (give it read-only access).")
     password: SecretStr | None = Field(None, description="That user's password, handed to the page by the server.")
+    url: str | None = Field(
+        None, pattern=r"^https?://", description="The dashboard's address as users reach it (http://nuc.local:8080); "
+        "Home Assistant links each source's device page to it. None = no link.",
+    )
 
     @field_validator("mqtt_ws")
     @classmethod
@@ -410,6 +422,7 @@ class AppConfig(_Section):
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
