@@ -1,6 +1,7 @@
 """edgepose against a real Home Assistant: what a user sees, over the whole one-by-one video. Not part of CI.
 
-    python3.13 -m venv /tmp/ha && /tmp/ha/bin/pip install homeassistant==2025.4.4 paho-mqtt==2.1.0
+    python3.13 -m venv /tmp/ha && /tmp/ha/bin/pip install homeassistant==2025.4.4 paho-mqtt==2.1.0 \
+        home-assistant-frontend==20250411.0
     .venv/bin/python benchmarks/homeassistant_e2e.py --ha /tmp/ha [--video V] [--out report.json]
 
 Starts a Mosquitto and Home Assistant (own config folder, ``--skip-pip``: MQTT's paho-mqtt is pre-installed),
@@ -107,7 +108,7 @@ def main() -> None:
     hass = Path(args.ha) / "bin" / "hass"
     if not hass.exists():
         raise SystemExit(f"{hass} not found; install: python3.13 -m venv {args.ha} && {args.ha}/bin/pip install "
-                         "homeassistant==2025.4.4 paho-mqtt==2.1.0")
+                         "homeassistant==2025.4.4 paho-mqtt==2.1.0 home-assistant-frontend==20250411.0")
     work = Path(tempfile.mkdtemp(prefix="edgepose-ha-"))
     procs: list[subprocess.Popen] = []
     try:
