@@ -111,13 +111,16 @@ def people_counter(cfg: AppConfig):
 
 
 def discovery(cfg: AppConfig, model_name: str) -> dict[str, list[tuple[str, str]]]:
-    """Home Assistant discovery per source id (empty unless mqtt.homeassistant)."""
+    """Home Assistant discovery per source id (empty unless mqtt.homeassistant): the standard entities and the
+    source's zones, lines and rules."""
     if not cfg.mqtt.homeassistant:
         return {}
-    from edgepose.publish.homeassistant import SourceDevice, discovery_messages
+    from edgepose.publish.analytics import analytics_kind
+    from edgepose.publish.homeassistant import ENTITY_KINDS, SourceDevice, discovery_messages
 
     return {s.id: discovery_messages(SourceDevice(cfg.mqtt, s.id, model_name, snapshots=cfg.snapshot.enabled,
-                                                  events=cfg.tracking.enabled, configuration_url=cfg.dashboard.url))
+                                                  events=cfg.tracking.enabled, configuration_url=cfg.dashboard.url),
+                                     ENTITY_KINDS + (analytics_kind(s),))
             for s in cfg.sources}
 
 
