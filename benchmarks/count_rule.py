@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/count_rule.py [--model models/edgepose-h4] [--teacher] [--scores 0.1,0.15,0.2]
 
-Runs the runtime's decode path (GStreamer capture, OpenVINO, grouping, the decoder's joint/min-joints filter)
+Runs the runtime's decode path (GStreamer capture, OpenVINO, grouping, the decoder's joint/min-joints/min-score filter)
 once per video, keeps every frame's people, then replays them through ``PeopleCounter`` with each setting of
 ``publish.min_person_score`` x ``tracking.min_hits`` x ``tracking.max_age`` and prints, per setting:
 
@@ -44,7 +44,8 @@ def run_video(model, path: Path, cfg) -> tuple[list, list[int]]:
     frames, stamps = [], []
     with open_source(str(path)) as src:
         for frame in src:
-            poses = keep_people(decoder(model.infer(frame.image)), cfg.decode.joint_threshold, cfg.decode.min_joints)
+            d = cfg.decode
+            poses = keep_people(decoder(model.infer(frame.image)), d.joint_threshold, d.min_joints, d.min_score)
             frames.append(poses)
             stamps.append(frame.timestamp_ns)
     return frames, stamps
@@ -119,7 +120,8 @@ def main() -> None:
         print(f"{name}: {n} frames in {time.perf_counter() - t0:.1f} s")
     print(f"model {args.model}, CPU {platform.processor() or platform.machine()} ({cpu_isa()}), precision "
           f"{model.runtime_precision()}, OpenVINO threads default; decode defaults "
-          f"(detection_threshold {cfg.decode.detection_threshold}, min_joints {cfg.decode.min_joints})")
+          f"(detection_threshold {cfg.decode.detection_threshold}, min_joints {cfg.decode.min_joints}, "
+          f"min_score {cfg.decode.min_score})")
     for name, (frames, _) in data.items():
         scores = np.concatenate([p.score for p in frames]) if frames else np.zeros(0)
         hist = np.histogram(scores, bins=[0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0])[0]
