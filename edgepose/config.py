@@ -296,7 +296,7 @@ class MqttConfig(_Section):
     connect_timeout_s: float = Field(10.0, gt=0, le=120, description="How long startup waits for the broker.")
     reconnect_min_delay_s: float = Field(1.0, gt=0, le=60, description="First reconnect delay (doubles each try).")
     reconnect_max_delay_s: float = Field(60.0, gt=0, le=3600, description="Longest delay between reconnects.")
-    homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery for each source.")
+    homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery: one device per source.")
     homeassistant_prefix: str = Field("homeassistant", pattern=r"^[^#+\s]+$", description="HA discovery prefix.")
 
     @field_validator("url")
@@ -381,6 +381,13 @@ class SupervisorConfig(_Section):
             raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
         return self
 
+class PublishConfig(_Section):
+    min_person_score: float = Field(
+        0.15, ge=0, le=1,
+        description="A person counts (people topic, events, Home Assistant, metrics, dashboard chart) from this score; "
+        "poses messages still carry everyone, flagged `counted`.",
+    )
+
 
 class MetricsConfig(_Section):
     port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics and /healthz port; None = off.")
@@ -415,6 +422,10 @@ class DashboardConfig(_Section):
         description="Host names browsers may use besides localhost, IP addresses and this machine's name "
         "(a foreign Host header is refused: DNS rebinding).",
     )
+    url: str | None = Field(
+        None, pattern=r"^https?://", description="The dashboard's address as users reach it (http://nuc.local:8080); "
+        "Home Assistant links each source's device page to it. None = no link.",
+    )
 
     @field_validator("mqtt_ws")
     @classmethod
@@ -444,6 +455,7 @@ class AppConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)

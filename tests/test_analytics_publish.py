@@ -15,13 +15,15 @@ from edgepose.analytics import Analytics, Event
 from edgepose.cli import cli
 from edgepose.config import ConfigError, MqttConfig, SourceConfig, load_config
 from edgepose.publish.analytics import (
-    analytics_discovery,
+    analytics_entities,
+    analytics_kind,
     analytics_event_message,
     retained_topics,
     validate_analytics_event,
 )
 from edgepose.publish.metrics import render_metrics
-from edgepose.publish.mqtt import MqttPublisher, homeassistant_discovery
+from edgepose.publish.homeassistant import ENTITY_KINDS, SourceDevice, discovery_messages
+from edgepose.publish.mqtt import MqttPublisher
 from edgepose.types import Poses
 
 SHOP = textwrap.dedent(
@@ -149,36 +151,39 @@ def test_retained_topics_and_metrics_carry_the_same_figures():
 # ---------------------------------------------------------------------------------------------- Home Assistant
 
 
+def _discovery(config, src) -> list[tuple[str, str]]:
+    return discovery_messages(SourceDevice(config, "shop", "H-4"), ENTITY_KINDS + (analytics_kind(src),))
+
+
 def test_discovery_entities_for_zones_lines_and_rules():
     config = MqttConfig(homeassistant=True)
     src = _source(rules={"fall": True, "hands_up": True})
-    entries = homeassistant_discovery(config, "shop", "H-4", src)
+    entries = [(t, p) for t, p in _discovery(config, src) if p]
     payloads = {topic: json.loads(p) for topic, p in entries}
     assert len(payloads) == len(entries)  # one config topic per entity
     ids = [p["unique_id"] for p in payloads.values()]
     assert len(set(ids)) == len(ids)
-    device = payloads["homeassistant/sensor/edgepose_shop_people/config"]["device"]
-    mine = {t: p for t, p in payloads.items() if "_zone_" in t or "_line_" in t or "_rule_" in t}
+    device = payloads["homeassistant/sensor/edgepose_shop/people/config"]["device"]
+    mine = {t: p for t, p in payloads.items() if "/zone_" in t or "/line_" in t or "/rule_" in t}
     assert sorted(mine) == sorted([
-        "homeassistant/binary_sensor/edgepose_shop_zone_counter_occupied/config",
-        "homeassistant/sensor/edgepose_shop_zone_counter_count/config",
-        "homeassistant/sensor/edgepose_shop_line_door_in/config",
-        "homeassistant/sensor/edgepose_shop_line_door_out/config",
-        "homeassistant/binary_sensor/edgepose_shop_rule_fall/config",
-        "homeassistant/binary_sensor/edgepose_shop_rule_hands_up/config",
+        "homeassistant/binary_sensor/edgepose_shop/zone_counter_occupied/config",
+        "homeassistant/sensor/edgepose_shop/zone_counter_count/config",
+        "homeassistant/sensor/edgepose_shop/line_door_in/config",
+        "homeassistant/sensor/edgepose_shop/line_door_out/config",
+        "homeassistant/binary_sensor/edgepose_shop/rule_fall/config",
+        "homeassistant/binary_sensor/edgepose_shop/rule_hands_up/config",
     ])
     for p in mine.values():
         assert p["device"] == device and p["availability_topic"] == "edgepose/shop/status"
         assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
-        assert p["state_topic"].startswith("edgepose/shop/")
-    occupied = mine["homeassistant/binary_sensor/edgepose_shop_zone_counter_occupied/config"]
+        assert p["state_topic"].startswith("edgepose/shop/") and "object_id" not in p and p["origin"]
+    occupied = mine["homeassistant/binary_sensor/edgepose_shop/zone_counter_occupied/config"]
     assert occupied["state_topic"] == "edgepose/shop/zones/counter/count" and occupied["device_class"] == "occupancy"
-    assert mine["homeassistant/sensor/edgepose_shop_line_door_in/config"]["state_class"] == "total_increasing"
-    assert mine["homeassistant/binary_sensor/edgepose_shop_rule_fall/config"]["payload_on"] == "ON"
+    assert mine["homeassistant/sensor/edgepose_shop/line_door_in/config"]["state_class"] == "total_increasing"
+    assert mine["homeassistant/binary_sensor/edgepose_shop/rule_fall/config"]["payload_on"] == "ON"
     # A disabled rule has no entity; a source without analytics adds nothing.
-    plain = analytics_discovery(config, SourceConfig(id="shop"), device=device, availability={}, uid_prefix="x")
-    assert plain == []
-    assert not any("hands_up" in t for t, _ in homeassistant_discovery(config, "shop", "H-4", _source()))
+    assert analytics_entities(SourceDevice(config, "shop"), SourceConfig(id="shop")) == []
+    assert not any("hands_up" in t for t, _ in _discovery(config, _source()))
 
 
 def test_publisher_sends_discovery_and_only_changed_counters(mosquitto):
@@ -186,7 +191,7 @@ def test_publisher_sends_discovery_and_only_changed_counters(mosquitto):
     src = _source()
     sub = Collector(config)
     a = Analytics(src.zones, src.lines, src.rules)
-    with MqttPublisher(config, ["shop"], sources={"shop": src}) as pub:
+    with MqttPublisher(config, ["shop"], discovery={"shop": _discovery(config, src)}) as pub:
         counters = a.counters()
         pub.publish_analytics("shop", retained_topics(src, counters))
         counters["lines"]["door"]["out"] = 1
@@ -194,9 +199,10 @@ def test_publisher_sends_discovery_and_only_changed_counters(mosquitto):
         sub.wait(lambda s: s.on("shop/lines/door/out") == [b"0", b"1"] and len(s.on("shop/analytics")) == 2)
     assert sub.on("shop/lines/door/in") == [b"0"] and sub.on("shop/zones/counter/count") == [b"0"]
     assert sub.on("shop/rules/fall") == [b"OFF"]
-    discovery = [t for t, _, _ in sub.messages if t.startswith("homeassistant/")]
-    assert "homeassistant/binary_sensor/edgepose_shop_zone_counter_occupied/config" in discovery
-    assert len(discovery) == 2 + 5  # people + fps, then zone x2, line x2, fall
+    discovery = [t for t, p, _ in sub.messages if t.startswith("homeassistant/") and p]
+    assert "homeassistant/binary_sensor/edgepose_shop/zone_counter_occupied/config" in discovery
+    standard = [t for t, p in discovery_messages(SourceDevice(config, "shop")) if p]
+    assert len(discovery) == len(standard) + 5  # zone x2, line x2, fall
     sub.close()
 
 

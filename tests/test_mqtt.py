@@ -91,24 +91,26 @@ def test_publisher_delivers_every_topic(mosquitto):
     for payload in sub.on("door/poses"):
         validate_pose_message(json.loads(payload))
     assert [len(json.loads(p)["people"]) for p in sub.on("door/poses")] == [0, 1, 2, 0, 1]
-    assert sub.on("door/people") == [b"0", b"1", b"2", b"0", b"1"]  # only on change
+    # On change, then again with the stats message (the heartbeat Home Assistant's expire_after needs).
+    assert sub.on("door/people") == [b"0", b"1", b"2", b"0", b"1", b"1"]
     assert _events(sub) == [7] and sub.on("aisle/events") and not sub.on("door/events")
     stats = json.loads(sub.on("door/stats")[0])
     assert stats["fps"] == 14.5 and stats["publish"]["poses_sent"] == 5 and stats["publish"]["connected"]
     assert sub.on("door/snapshot") == [b"\xff\xd8jpeg"]
     assert sub.on("door/status") == [b"online"] and sub.on("aisle/status") == [b"online"]
-    discovery = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/")}
-    people_cfg = discovery["homeassistant/sensor/edgepose_door_people/config"]
+    discovery = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
+    people_cfg = discovery["homeassistant/sensor/edgepose_door/people/config"]
     assert people_cfg["state_topic"] == "edgepose/door/people"
     assert people_cfg["availability_topic"] == "edgepose/door/status"
-    assert discovery["homeassistant/sensor/edgepose_aisle_fps/config"]["value_template"] == "{{ value_json.fps }}"
+    assert discovery["homeassistant/sensor/edgepose_aisle/fps/config"]["value_template"] == "{{ value_json.fps }}"
     pub.close()
     sub.wait(lambda s: s.on("door/status")[-1:] == [b"offline"] and s.on("aisle/status")[-1:] == [b"offline"])
     sub.close()
     # Retained: a late subscriber still learns the status, stats, people count, snapshot and discovery.
     late = Collector(config, client_id="late")
+    announced = len([t for t, p, _ in sub.messages if t.startswith("homeassistant/") and p])
     late.wait(lambda s: s.on("door/snapshot") and s.on("door/people") and s.on("door/stats")
-              and s.on("door/status") and len([m for m in s.messages if m[0].startswith("homeassistant/")]) == 4)
+              and s.on("door/status") and len([m for m in s.messages if m[0].startswith("homeassistant/")]) == announced)
     assert late.on("door/status") == [b"offline"] and late.on("door/people") == [b"1"]
     late.close()
 
@@ -177,7 +179,7 @@ def test_broker_restart_loses_no_event_and_status_goes_offline_then_online(persi
     while time.monotonic() < outage_end:  # events keep coming while the broker is away; none may block
         t0 = time.perf_counter()
         pub.publish_event("door", _event(produced))
-        pub.publish_poses("door", {"people": []})
+        pub.publish_poses("door", {"count": 0, "people": []})
         assert time.perf_counter() - t0 < 0.05
         produced += 1
         time.sleep(0.1)

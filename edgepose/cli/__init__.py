@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("edgepose.cli.config", "config", "Check and print configuration files."),
     "train": ("edgepose.cli.train", "train", "Train EfficientHRNet (train extra)."),
     "dashboard": ("edgepose.cli.dashboard", "dashboard", "Serve the live browser dashboard."),
+    "homeassistant": ("edgepose.cli.homeassistant", "homeassistant", "Home Assistant discovery: remove retired sources."),
 }
 
 

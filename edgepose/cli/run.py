@@ -39,6 +39,9 @@ def default_source_id(source: str) -> str:
 @click.option("--mode", type=click.Choice(["latency", "throughput"]),
               help="latency: one synchronous request; throughput: async requests overlap capture and decoding.")
 @click.option("--mqtt", "mqtt_url", metavar="URL", help="mqtt[s]://[user:pass@]host:port [default: mqtt://127.0.0.1:1883].")
+@click.option("--homeassistant", is_flag=True, default=None,
+              help="Announce every source to Home Assistant (MQTT discovery): people, occupancy, entered/left, "
+                   "snapshot camera, diagnostics.")
 @click.option("--output", metavar="OUT", help="mqtt, - (JSON lines on stdout), FILE.jsonl, or a comma list [default: mqtt].")
 @click.option("--save", type=click.Path(dir_okay=False), help="Write an annotated video (.mp4).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames per source.")
@@ -48,8 +51,8 @@ def default_source_id(source: str) -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML configuration file.")
 @click.option("-q", "--quiet", is_flag=True, help="No periodic status line on stderr.")
 def run(camera, source, source_id, pipeline, realtime, loop, model_name, target_fps, max_latency_ms, explain, reprofile,
-        device, backend, mode, mqtt_url, output, save, max_frames, metrics_port, no_track, no_snapshot, config_file,
-        quiet):
+        device, backend, mode, mqtt_url, homeassistant, output, save, max_frames, metrics_port, no_track, no_snapshot,
+        config_file, quiet):
     """Capture frames, estimate poses and publish skeletons.
 
     \b
@@ -64,7 +67,7 @@ def run(camera, source, source_id, pipeline, realtime, loop, model_name, target_
     if camera is not None and source is not None:
         raise click.UsageError("give --camera or --source, not both")
     overrides: dict = {"model": {"name": model_name, "target_fps": target_fps, "max_latency_ms": max_latency_ms},
-                       "inference": {"device": device, "mode": mode, "backend": backend}, "mqtt": {"url": mqtt_url},
+                       "inference": {"device": device, "mode": mode, "backend": backend}, "mqtt": {"url": mqtt_url, "homeassistant": homeassistant},
                        "output": output, "save": save, "metrics": {"port": metrics_port}}
     if camera is not None or source is not None:
         src = str(camera) if camera is not None else source

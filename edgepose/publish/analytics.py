@@ -15,7 +15,8 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 
-from edgepose.config import MqttConfig, SourceConfig
+from edgepose.config import SourceConfig
+from edgepose.publish.homeassistant import Entity, EntityKind, SourceDevice
 from edgepose.publish.message import SCHEMA_VERSION, _person, iso_utc, pose_schema, raise_first_error
 
 RULE_ENTITIES = {"fall": ("Fall", "safety", "mdi:human-handsdown"), "hands_up": ("Hands up", None, "mdi:human-handsup")}
@@ -44,7 +45,7 @@ def analytics_event_message(*, source_id: str, event, frame_index: int, frame_si
             msg[key] = value
     if event.pose is not None and len(event.pose):
         p = event.pose
-        msg["person"] = _person(p.xy[0], p.conf[0], p.score[0], p.track_id[0], p.boxes()[0])
+        msg["person"] = _person(p.xy[0], p.conf[0], p.score[0], p.track_id[0], p.boxes()[0], p.track_id[0] >= 0)
     return msg
 
 
@@ -72,42 +73,35 @@ def analytics_message(source: SourceConfig, counters: Mapping) -> dict:
     }
 
 
-def analytics_discovery(config: MqttConfig, source: SourceConfig, *, device: dict, availability: dict,
-                        uid_prefix: str) -> list[tuple[str, str]]:
-    """Home Assistant discovery (config topic, payload) for a source's zones, lines and enabled pose rules.
-
-    device and availability are the source's own (the same as its other entities); uid_prefix starts every
-    unique_id/object_id (``edgepose_<source>``).
-    """
-    base = f"{config.topic_prefix}/{source.id}"
-    entities: list[tuple[str, str, dict]] = []  # component, key, payload
+def analytics_entities(dev: SourceDevice, source: SourceConfig) -> list[Entity]:
+    """Home Assistant entities for a source's zones, lines and enabled pose rules, on the source's device."""
+    base = dev.state_topic("")
+    entities: list[Entity] = []
     for z in source.zones:
-        state = f"{base}/zones/{z.name}/count"
-        entities.append(("binary_sensor", f"zone_{z.name}_occupied", {
-            "name": f"{z.name} occupied", "state_topic": state, "device_class": "occupancy",
-            "value_template": "{{ 'ON' if value | int > 0 else 'OFF' }}"}))
-        entities.append(("sensor", f"zone_{z.name}_count", {
-            "name": f"{z.name} people", "state_topic": state, "value_template": "{{ value | int }}",
-            "state_class": "measurement", "icon": "mdi:account-group"}))
+        state = f"{base}zones/{z.name}/count"
+        entities.append(dev.entity("binary_sensor", f"zone_{z.name}_occupied", f"{z.name} occupied",
+                                   state_topic=state, device_class="occupancy",
+                                   value_template="{{ 'ON' if value | int > 0 else 'OFF' }}"))
+        entities.append(dev.entity("sensor", f"zone_{z.name}_count", f"{z.name} people", state_topic=state,
+                                   value_template="{{ value | int }}", unit_of_measurement="people",
+                                   state_class="measurement", icon="mdi:account-group"))
     for ln in source.lines:
         for direction in ("in", "out"):
-            entities.append(("sensor", f"line_{ln.name}_{direction}", {
-                "name": f"{ln.name} {direction}", "state_topic": f"{base}/lines/{ln.name}/{direction}",
-                "value_template": "{{ value | int }}", "state_class": "total_increasing",
-                "icon": "mdi:transfer-right" if direction == "in" else "mdi:transfer-left"}))
+            entities.append(dev.entity("sensor", f"line_{ln.name}_{direction}", f"{ln.name} {direction}",
+                                       state_topic=f"{base}lines/{ln.name}/{direction}",
+                                       value_template="{{ value | int }}", state_class="total_increasing",
+                                       icon="mdi:transfer-right" if direction == "in" else "mdi:transfer-left"))
     for rule, (label, device_class, icon) in RULE_ENTITIES.items():
         if getattr(source.rules, rule).enabled:
-            payload = {"name": label, "state_topic": f"{base}/rules/{rule}", "payload_on": "ON",
-                       "payload_off": "OFF", "icon": icon}
-            if device_class:
-                payload["device_class"] = device_class
-            entities.append(("binary_sensor", f"rule_{rule}", payload))
-    out = []
-    for component, key, payload in entities:
-        uid = f"{uid_prefix}_{key}"
-        payload = {**payload, "unique_id": uid, "object_id": uid, **availability, "device": device}
-        out.append((f"{config.homeassistant_prefix}/{component}/{uid}/config", json.dumps(payload)))
-    return out
+            fields = {"device_class": device_class} if device_class else {}
+            entities.append(dev.entity("binary_sensor", f"rule_{rule}", label, state_topic=f"{base}rules/{rule}",
+                                       payload_on="ON", payload_off="OFF", icon=icon, **fields))
+    return entities
+
+
+def analytics_kind(source: SourceConfig) -> EntityKind:
+    """``analytics_entities`` of ``source`` as an entity kind for ``homeassistant.discovery_messages``."""
+    return lambda dev: analytics_entities(dev, source)
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgepose.types import JOINT_NAMES, Frame, Poses
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: poses carry `count` and each person's `counted` (the counting rule, edgepose.track.counting)
 EVENT_KINDS = ("person_entered", "person_left")
 
 
@@ -29,10 +29,11 @@ def iso_utc(wall_time_ns: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _person(xy: np.ndarray, conf: np.ndarray, score: float, track_id: int, box: np.ndarray) -> dict:
+def _person(xy: np.ndarray, conf: np.ndarray, score: float, track_id: int, box: np.ndarray, counted: bool) -> dict:
     return {
         "track_id": int(track_id),
         "score": round(float(score), 4),
+        "counted": bool(counted),
         "bbox": [round(float(v), 1) for v in box],
         "keypoints": {
             name: {"x": round(float(x), 1), "y": round(float(y), 1), "confidence": round(float(c), 4)}
@@ -50,14 +51,20 @@ def pose_message(
     inference_ms: float,
     total_ms: float,
     frame_size: tuple[int, int] | None = None,
+    counted: np.ndarray | None = None,
+    count: int | None = None,
 ) -> dict:
-    """One frame's people as the schema-v1 poses message.
+    """One frame's people as the poses message (schema.json).
 
     poses must be in frame pixels (track_id -1 when untracked). frame_size: (width, height) the coordinates refer
-    to; defaults to the frame's own size. bbox is around the joints with confidence > 0.
+    to; defaults to the frame's own size. bbox is around the joints with confidence > 0. counted (bool per person)
+    and count: the counting rule's verdict (``edgepose.track.counting.CountUpdate``); by default everyone counts.
     """
     width, height = frame_size if frame_size is not None else frame.size
     boxes = poses.boxes(min_conf=0.0)
+    counted = np.ones(len(poses), bool) if counted is None else np.asarray(counted, bool)
+    if counted.shape != (len(poses),):
+        raise ValueError(f"counted needs one flag per person ({len(poses)}), got shape {counted.shape}")
     return {
         "schema_version": SCHEMA_VERSION,
         "source_id": source_id,
@@ -67,8 +74,10 @@ def pose_message(
         "frame": {"width": int(width), "height": int(height)},
         "model": model,
         "latency": {"inference_ms": round(float(inference_ms), 2), "total_ms": round(float(total_ms), 2)},
+        "count": int(counted.sum()) if count is None else int(count),
         "people": [
-            _person(poses.xy[i], poses.conf[i], poses.score[i], poses.track_id[i], boxes[i]) for i in range(len(poses))
+            _person(poses.xy[i], poses.conf[i], poses.score[i], poses.track_id[i], boxes[i], counted[i])
+            for i in range(len(poses))
         ],
     }
 
@@ -131,7 +140,8 @@ def stats_message(
     """Periodic health figures for one source (published retained, mirrored by the metrics endpoint).
 
     latency_ms: stage name (``inference``, ``decode``, ``total``...) -> recent samples in ms; reported as p50/p90.
-    frames: frames processed since start; dropped_frames: frames the source dropped; people: in the last frame.
+    frames: frames processed since start; dropped_frames: frames the source dropped; people: the people count after
+    the last frame (the counting rule's, as on the ``people`` topic).
     extra: further counters (the MQTT sink adds its publish/drop counters under ``publish``).
     """
     msg = {

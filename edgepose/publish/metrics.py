@@ -24,7 +24,7 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "fps": ("fps", "gauge", "Frames processed per second."),
     "frames": ("frames_total", "counter", "Frames processed since start."),
     "dropped_frames": ("dropped_frames_total", "counter", "Frames the source dropped (live sources keep the newest)."),
-    "people": ("people", "gauge", "People in the last processed frame."),
+    "people": ("people", "gauge", "People present under the counting rule (the people topic)."),
     "uptime_s": ("uptime_seconds", "gauge", "Seconds since the source started."),
     "timestamp_ns": ("stats_timestamp_seconds", "gauge", "Wall time of the last stats update."),
 }

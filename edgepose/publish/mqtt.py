@@ -4,7 +4,8 @@ Topics, for each source ``<prefix>/<source_id>/``:
   ``poses``    one message per frame (QoS ``qos_poses``, default 0: dropped and counted while disconnected)
   ``events``   person entered/left (QoS ``qos_events``, buffered while disconnected)
   ``stats``    periodic figures (retained; the newest is kept while disconnected)
-  ``people``   people count, published when it changes (retained; what Home Assistant shows)
+  ``people``   people count (``count`` of the poses message), published when it changes and again with every
+               stats message (retained; what Home Assistant shows)
   ``snapshot`` annotated JPEG (retained; the newest is kept while disconnected)
   ``status``   ``online`` / ``offline`` (retained; ``offline`` is the Last Will)
   ``zones/...``, ``lines/...``, ``rules/...``, ``analytics``: zone, line and rule figures (retained; see
@@ -43,13 +44,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from edgepose.config import MqttConfig, SourceConfig
+from edgepose.config import MqttConfig
 from edgepose.errors import BrokerError
-from edgepose.publish.analytics import analytics_discovery
+from edgepose.publish.homeassistant import OFFLINE, ONLINE, SourceDevice, discovery_messages
 
 log = logging.getLogger(__name__)
-
-ONLINE, OFFLINE = "online", "offline"
 
 
 def topic(config: MqttConfig, source_id: str, kind: str) -> str:
@@ -197,6 +196,7 @@ class _SourceChannel:
         self.unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self.last_people: int | None = None
         self.last_analytics: dict[str, bytes] = {}
+        self.closed = False
         self.counters = {
             "poses_sent": 0,
             "poses_dropped": 0,
@@ -315,6 +315,7 @@ class _SourceChannel:
                     "queued_qos1": len(self.unacked), "connected": self.connected}
 
     def close(self, deadline: float) -> None:
+        self.closed = True
         with self.lock:
             connected = self.connected
             if connected:
@@ -343,46 +344,6 @@ class _SourceChannel:
         return info.is_published()
 
 
-def homeassistant_discovery(config: MqttConfig, source_id: str, model: str = "EfficientHRNet",
-                            source: SourceConfig | None = None) -> list[tuple[str, str]]:
-    """Home Assistant MQTT discovery: (config topic, payload) for the people-count and fps sensors of a source,
-    and for its zones, lines and pose rules when ``source`` has any."""
-    device = {
-        "identifiers": [f"edgepose_{source_id}"],
-        "name": f"edgepose {source_id}",
-        "manufacturer": "edgepose",
-        "model": model,
-    }
-    sensors = (
-        ("people", "People", topic(config, source_id, "people"), "{{ value | int }}", None, "mdi:account-group"),
-        ("fps", "FPS", topic(config, source_id, "stats"), "{{ value_json.fps }}", "fps", "mdi:speedometer"),
-    )
-    out = []
-    for key, name, state_topic, template, unit, icon in sensors:
-        payload = {
-            "name": name,
-            "unique_id": f"edgepose_{source_id}_{key}",
-            "object_id": f"edgepose_{source_id}_{key}",
-            "state_topic": state_topic,
-            "value_template": template,
-            "state_class": "measurement",
-            "icon": icon,
-            "availability_topic": topic(config, source_id, "status"),
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "device": device,
-        }
-        if unit:
-            payload["unit_of_measurement"] = unit
-        out.append((f"{config.homeassistant_prefix}/sensor/edgepose_{source_id}_{key}/config", json.dumps(payload)))
-    if source is not None:
-        availability = {"availability_topic": topic(config, source_id, "status"), "payload_available": ONLINE,
-                        "payload_not_available": OFFLINE}
-        out += analytics_discovery(config, source, device=device, availability=availability,
-                                   uid_prefix=f"edgepose_{source_id}")
-    return out
-
-
 class MqttPublisher:
     """Publishes edgepose messages for a fixed set of sources; connects at construction (BrokerError if refused).
 
@@ -391,7 +352,9 @@ class MqttPublisher:
     """
 
     def __init__(self, config: MqttConfig, source_ids: Sequence[str], *, model: str = "EfficientHRNet",
-                 sources: Mapping[str, SourceConfig] | None = None):
+                 discovery: Mapping[str, Sequence[tuple[str, str]]] | None = None):
+        """discovery: source id -> Home Assistant discovery (topic, payload) pairs, published retained on every
+        connection when ``config.homeassistant``; by default each source's standard entities (``homeassistant``)."""
         if not source_ids or len(set(source_ids)) != len(source_ids):
             raise ValueError(f"source_ids must be non-empty and unique, got {list(source_ids)}")
         self.config = config
@@ -399,9 +362,10 @@ class MqttPublisher:
         self._channels: dict[str, _SourceChannel] = {}
         try:
             for sid in source_ids:
-                discovery = (homeassistant_discovery(config, sid, model, (sources or {}).get(sid))
-                             if config.homeassistant else [])
-                channel = _SourceChannel(config, sid, f"{base}-{sid}", discovery)
+                announce = []
+                if config.homeassistant:
+                    announce = (discovery or {}).get(sid) or discovery_messages(SourceDevice(config, sid, model))
+                channel = _SourceChannel(config, sid, f"{base}-{sid}", list(announce))
                 channel.connect()
                 self._channels[sid] = channel
         except BaseException:
@@ -416,10 +380,11 @@ class MqttPublisher:
             raise ValueError(f"unknown source id {source_id!r}; publisher was made for {list(self._channels)}") from None
 
     def publish_poses(self, source_id: str, msg: dict) -> None:
-        """Per-frame poses (QoS qos_poses); also updates the retained ``people`` count when it changes."""
+        """Per-frame poses (QoS qos_poses); also updates the retained ``people`` count (the message's ``count``)
+        when it changes."""
         channel = self._channel(source_id)
         channel.publish(topic(self.config, source_id, "poses"), _json(msg), self.config.qos_poses, "poses")
-        people = len(msg.get("people", ()))
+        people = msg["count"]
         if people != channel.last_people:
             channel.last_people = people
             channel.publish_retained(topic(self.config, source_id, "people"), str(people).encode())
@@ -431,10 +396,13 @@ class MqttPublisher:
         )
 
     def publish_stats(self, source_id: str, msg: dict) -> None:
-        """Retained stats; the publisher's own counters are added under ``publish``."""
+        """Retained stats; the publisher's own counters are added under ``publish``. The people count goes again
+        with them, so Home Assistant's ``expire_after`` sees a live source's count as fresh."""
         channel = self._channel(source_id)
         payload = _json({**msg, "publish": channel.stats()})
         channel.publish_retained(topic(self.config, source_id, "stats"), payload)
+        if channel.last_people is not None:
+            channel.publish_retained(topic(self.config, source_id, "people"), str(channel.last_people).encode())
 
     def publish_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None:
         """Retained analytics values (sub-topic -> payload, see ``publish.analytics``); only changed ones are sent."""
@@ -456,6 +424,13 @@ class MqttPublisher:
         """Counters: poses/events sent and dropped, buffered, connects, disconnects, connected."""
         return self._channel(source_id).stats()
 
+    def close_source(self, source_id: str, timeout: float = 5.0) -> None:
+        """A source has ended: publish its ``offline``, flush its QoS>=1 messages (up to ``timeout`` s) and close its
+        connection; the other sources go on."""
+        channel = self._channel(source_id)
+        if not channel.closed:
+            channel.close(time.monotonic() + timeout)
+
     def close(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` on every status topic, wait up to ``timeout`` s for acknowledgements, disconnect."""
         if getattr(self, "_closed", False):
@@ -463,7 +438,8 @@ class MqttPublisher:
         self._closed = True
         deadline = time.monotonic() + timeout
         for channel in self._channels.values():
-            channel.close(deadline)
+            if not channel.closed:
+                channel.close(deadline)
 
     def __enter__(self) -> MqttPublisher:
         return self

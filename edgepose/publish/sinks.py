@@ -25,6 +25,7 @@ class Sink(Protocol):
     """What the run service publishes through. Methods must not block on the network.
 
     delivery_stats(source_id) returns the sink's counters (sent, dropped, buffered...) for the stats message.
+    end_source(source_id): that source has ended (the others go on); nothing more is sent for it.
     """
 
     def send_poses(self, source_id: str, msg: dict) -> None: ...
@@ -34,6 +35,7 @@ class Sink(Protocol):
     def send_analytics(self, source_id: str, retained: Mapping[str, bytes]) -> None: ...
     def send_status(self, source_id: str, state: str) -> None: ...
     def delivery_stats(self, source_id: str) -> dict: ...
+    def end_source(self, source_id: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -64,6 +66,10 @@ class MqttSink:
     def delivery_stats(self, source_id: str) -> dict:
         """The publisher's counters: poses/events sent and dropped, buffered, (dis)connects, connected."""
         return self.publisher.stats(source_id)
+
+    def end_source(self, source_id: str) -> None:
+        """Its ``offline``, so Home Assistant marks that source's entities unavailable."""
+        self.publisher.close_source(source_id)
 
     def close(self) -> None:
         self.publisher.close()
@@ -126,6 +132,9 @@ class JsonLinesSink:
     def delivery_stats(self, source_id: str) -> dict:
         return {}  # a local write either succeeds or raises: nothing to count
 
+    def end_source(self, source_id: str) -> None:
+        pass  # the file or stream is shared by every source
+
     def close(self) -> None:
         with self._lock:
             if self.path is None or self._stream.closed:
@@ -168,6 +177,9 @@ class MultiSink:
             merged.update(sink.delivery_stats(source_id))
         return merged
 
+    def end_source(self, source_id: str) -> None:
+        self._each("end_source", source_id)
+
     def close(self) -> None:
         """Close every sink even if one fails; the first failure is re-raised afterwards."""
         first: BaseException | None = None
@@ -186,13 +198,13 @@ def open_sink(
     source_ids: Sequence[str] = (SourceConfig().id,),
     *,
     model: str = "EfficientHRNet",
-    sources: Mapping[str, SourceConfig] | None = None,
+    discovery: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> Sink:
     """The sink for an ``output`` setting: ``mqtt``, ``-``, ``file.jsonl`` or a comma list of them.
 
     mqtt connects now (BrokerError if the broker refuses) with one connection per id in ``source_ids``;
-    model names the device in Home Assistant discovery; sources (id -> config) adds each one's zone, line and rule
-    entities to it.
+    model names the device in Home Assistant discovery, and discovery (source id -> (topic, payload) pairs) replaces
+    the standard entities (see ``MqttPublisher``).
     """
     parts = split_outputs(output)
     if not parts:
@@ -204,7 +216,7 @@ def open_sink(
                 from edgepose.publish.mqtt import MqttPublisher  # paho only when MQTT is used
 
                 sinks.append(MqttSink(MqttPublisher(mqtt_config or MqttConfig(), source_ids, model=model,
-                                                        sources=sources)))
+                                                        discovery=discovery)))
             elif part == "-" or part.endswith(".jsonl"):
                 sinks.append(JsonLinesSink(part))
             else:

@@ -20,7 +20,9 @@ def _describe(kind: str, msg) -> str:
     if kind == "poses" and isinstance(msg, dict):
         ids = [p["track_id"] for p in msg.get("people", []) if p.get("track_id", -1) >= 0]
         lat = msg.get("latency", {})
-        line = (f"frame {msg.get('frame_index')}  people {len(msg.get('people', []))}  "
+        found = len(msg.get("people", []))
+        count = msg.get("count", found)
+        line = (f"frame {msg.get('frame_index')}  people {count}{f' (of {found} found)' if found != count else ''}  "
                 f"latency {lat.get('inference_ms')}/{lat.get('total_ms')} ms (inference/total)")
         return line + (f"  ids {ids}" if ids else "")
     if kind == "events" and isinstance(msg, dict):

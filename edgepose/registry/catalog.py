@@ -18,6 +18,8 @@ from edgepose.errors import ModelError
 from edgepose.variants import VARIANTS, get_variant
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+# Models shipped inside an installed (non-editable) package; setup.py copies them there from models/.
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,13 @@ def catalog() -> dict[str, ModelEntry]:
 
 
 def model_dirs() -> list[Path]:
-    """Where local models are looked for, in order: $EDGEPOSE_MODEL_PATH, the user data dir, the checkout's models/."""
+    """Where local models are looked for, in order: $EDGEPOSE_MODEL_PATH, the user data dir, the models shipped in
+    the installed package, the checkout's models/."""
     import platformdirs
 
     dirs = [Path(p) for p in os.environ.get("EDGEPOSE_MODEL_PATH", "").split(os.pathsep) if p]
     dirs.append(Path(platformdirs.user_data_dir("edgepose")) / "models")
-    if REPO_MODELS.is_dir():
-        dirs.append(REPO_MODELS)
+    dirs += [d for d in (PACKAGE_MODELS, REPO_MODELS) if d.is_dir()]
     return dirs
 
 

@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from edgepose.types import Frame, NetOutput, Poses
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class FrameResult:
     entered: list = field(default_factory=list)
     left: list = field(default_factory=list)
     analytics: tuple | None = None  # (events, counters) when the source has zones, lines or pose rules
+    counted: np.ndarray | None = None  # per person: counts under the counting rule (edgepose.track.counting)
+    count: int = 0  # the people count after this frame
 
 
 class RunStats:
@@ -57,7 +61,7 @@ class RunStats:
     def add(self, result: FrameResult) -> None:
         with self._lock:
             self.frames += 1
-            self.people = len(result.poses)
+            self.people = result.count
             self._t.append(time.monotonic())
             for stage, ms in zip(self.STAGES, (result.inference_ms, result.decode_ms, result.total_ms)):
                 self._samples[stage].append(ms)

@@ -99,6 +99,32 @@ def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
     return "\n".join([head, format_table(rows), "", "choice: " + choice.explanation])
 
 
+def people_counter(cfg: AppConfig):
+    """The counting rule for one source: score >= publish.min_person_score, tracked, tracking.min_hits to enter,
+    tracking.max_age missed frames to leave (per frame by score alone with tracking off)."""
+    from edgepose.track import Tracker
+    from edgepose.track.counting import PeopleCounter
+
+    t = cfg.tracking
+    tracker = Tracker(t.distance, max_distance=t.distance_threshold, min_joint_conf=t.joint_threshold,
+                      init_delay=t.min_hits - 1, max_age=t.max_age) if t.enabled else None
+    return PeopleCounter(cfg.publish.min_person_score, tracker)
+
+
+def discovery(cfg: AppConfig, model_name: str) -> dict[str, list[tuple[str, str]]]:
+    """Home Assistant discovery per source id (empty unless mqtt.homeassistant): the standard entities and the
+    source's zones, lines and rules."""
+    if not cfg.mqtt.homeassistant:
+        return {}
+    from edgepose.publish.analytics import analytics_kind
+    from edgepose.publish.homeassistant import ENTITY_KINDS, SourceDevice, discovery_messages
+
+    return {s.id: discovery_messages(SourceDevice(cfg.mqtt, s.id, model_name, snapshots=cfg.snapshot.enabled,
+                                                  events=cfg.tracking.enabled, configuration_url=cfg.dashboard.url),
+                                     ENTITY_KINDS + (analytics_kind(s),))
+            for s in cfg.sources}
+
+
 def _decoder(params):
     from edgepose import decode
 
@@ -118,13 +144,7 @@ class SourceWorker:
         self.metrics = metrics
         self.video = video
         self.pipeline: Pipeline | None = None
-        self.tracker = None
-        if cfg.tracking.enabled:
-            from edgepose.track import Tracker
-
-            t = cfg.tracking
-            self.tracker = Tracker(t.distance, max_distance=t.distance_threshold, min_joint_conf=t.joint_threshold,
-                                   init_delay=t.min_hits - 1, max_age=t.max_age)
+        self.counter = people_counter(cfg)
         self.snapshots = None
         if cfg.snapshot.enabled and hasattr(sink, "send_snapshot"):
             from edgepose.publish.snapshot import SnapshotEncoder
@@ -147,24 +167,23 @@ class SourceWorker:
         d = self.cfg.decode
         poses = keep_people(self.decoder(out), d.joint_threshold, d.min_joints, d.min_score)
         decode_ms = (time.perf_counter() - t0) * 1e3
-        entered: list = []
-        left: list = []
-        if self.tracker is not None:
-            update = self.tracker.update(poses, frame.timestamp_ns)
-            poses, entered, left = update.poses, list(update.entered), list(update.left)
+        update = self.counter.update(poses, frame.timestamp_ns)
         analytics = None
         if self.analytics is not None:
-            events = self.analytics.update(poses, frame.size, frame.timestamp_ns, frame.wall_time_ns, left)
+            events = self.analytics.update(update.poses, frame.size, frame.timestamp_ns, frame.wall_time_ns,
+                                           update.left)
             analytics = (events, self.analytics.counters())
         total_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
-        return FrameResult(frame, poses, inference_ms, decode_ms, total_ms, entered, left, analytics)
+        return FrameResult(frame, update.poses, inference_ms, decode_ms, total_ms, update.entered, update.left,
+                           analytics, update.counts, update.count)
 
     def emit(self, result: FrameResult) -> None:
         from edgepose.publish import event_message, pose_message
 
         frame, poses = result.frame, result.poses
         self.sink.send_poses(self.id, pose_message(source_id=self.id, frame=frame, poses=poses, model=self.model_name,
-                                                   inference_ms=result.inference_ms, total_ms=result.total_ms))
+                                                   inference_ms=result.inference_ms, total_ms=result.total_ms,
+                                                   counted=result.counted, count=result.count))
         boxes = poses.boxes() if result.entered else None
         for tid in result.entered:
             i = int(np.flatnonzero(poses.track_id == tid)[0]) if (poses.track_id == tid).any() else None
@@ -199,6 +218,11 @@ class SourceWorker:
         if counters != self._counters:
             self._counters = counters
             self.sink.send_analytics(self.id, retained_topics(self.source_cfg, counters))
+
+    def finish(self) -> None:
+        """The source has ended while others may go on: final stats, then its own ``offline``."""
+        self.publish_stats()
+        self.sink.end_source(self.id)
 
     def publish_stats(self) -> None:
         from edgepose.publish import stats_message
@@ -251,7 +275,7 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         for size in dict.fromkeys(sizes):
             pose_model.prepare(*size)  # compile now: a model that cannot run these frames fails before `online`
         sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name,
-                         sources={s.id: s for s in cfg.sources})
+                         discovery=discovery(cfg, choice.name))
         stack.callback(sink.close)
         metrics = None
         if cfg.metrics.port is not None:
@@ -280,8 +304,9 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
         failure = failure_of(supervisors)
         if failure is not None:
             raise failure  # the sinks close on the way out: `offline`, queued QoS-1 messages flushed
-        for w in workers:
-            w.publish_stats()
+        for w, sup in zip(workers, supervisors):
+            if not _ended_alone(sup):  # an ended source published its final stats already
+                w.publish_stats()
         return {w.id: w.pipeline.status_figures() for w in workers}
 
 
@@ -291,14 +316,24 @@ def _health(supervisors, sink, cfg: AppConfig) -> tuple[bool, dict]:
     return health(supervisors, sink.delivery_stats, cfg.mqtt.buffer_size)
 
 
+def _ended_alone(sup) -> bool:
+    """The source finished by itself (a file's end), not because the run was asked to stop."""
+    from edgepose.service.supervisor import FINISHED
+
+    return sup.state == FINISHED and not sup.stopping
+
+
 def _announcer(sup, worker: SourceWorker, sink):
-    """What a state change publishes: ``status`` (online / reconnecting) and a fresh ``stats`` message."""
+    """What a state change publishes: ``status`` (online / reconnecting) and a fresh ``stats`` message; a
+    source that ended by itself its final stats and its own ``offline`` while the others go on."""
     from edgepose.service.supervisor import ONLINE, RECONNECTING
 
     def announce() -> None:
         if sup.state in (ONLINE, RECONNECTING):
             sink.send_status(sup.id, sup.state)
             worker.publish_stats()
+        elif _ended_alone(sup):
+            worker.finish()
 
     return announce
 

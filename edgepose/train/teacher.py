@@ -121,6 +121,11 @@ class MoveNet:
         keep = oks_nms(poses, nms_oks)
         return poses[keep], boxes[keep]
 
+    def __call__(self, image_bgr: np.ndarray, size: int = 256, min_score: float = 0.25) -> Poses:
+        """People with person score >= min_score at one scale, joints in frame pixels."""
+        poses, _ = self.detect(image_bgr, size)
+        return poses[poses.score >= min_score]
+
 
 def _box_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     order, keep = np.argsort(-scores, kind="stable"), []
@@ -223,11 +228,6 @@ def make_teacher(name: str, models: str | Path, bf16: bool = False):
         root = Path(models)
         return MoveNet(root / "movenet-multipose" if (root / "movenet-multipose").is_dir() else root, bf16).multiscale
     raise ValueError(f"unknown teacher {name!r}: choose one of {', '.join(TEACHERS)}")
-
-    def __call__(self, image_bgr: np.ndarray, size: int = 256, min_score: float = 0.25) -> Poses:
-        """People with person score >= min_score at one scale, joints in frame pixels."""
-        poses, _ = self.detect(image_bgr, size)
-        return poses[poses.score >= min_score]
 
 
 def teacher_error(teacher: Poses, teacher_box: np.ndarray, student: Poses, *, joint_conf: float = 0.3,

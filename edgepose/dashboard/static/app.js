@@ -15,6 +15,7 @@ const BUCKET_S = 0.5; // one chart point per half second (the max count in it), 
 const MAX_EVENTS = 8;
 const MIN_CONF = 0.1; // as edgepose.draw's default
 const STALE_S = 5; // skeletons older than this are not drawn over the picture
+const UNCOUNTED_OPACITY = 0.35; // people the counting rule does not count (fragments, not confirmed yet) are drawn faint
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let cfg;
@@ -112,13 +113,14 @@ function drawView(src) {
     src.poses.people.forEach((person, i) => {
       const joints = cfg.joints.map((name) => person.keypoints[name]);
       const slot = (person.track_id >= 0 ? person.track_id : i) % cfg.palette.length;
+      const weight = person.counted ? 1 : UNCOUNTED_OPACITY;
       ctx.strokeStyle = ctx.fillStyle = cfg.palette[slot];
       ctx.lineWidth = line;
       ctx.lineCap = "round";
       for (const [a, b] of cfg.skeleton) {
         const ja = joints[a], jb = joints[b];
         if (ja.confidence < MIN_CONF || jb.confidence < MIN_CONF) continue;
-        ctx.globalAlpha = opacity(Math.min(ja.confidence, jb.confidence));
+        ctx.globalAlpha = weight * opacity(Math.min(ja.confidence, jb.confidence));
         ctx.beginPath();
         ctx.moveTo(ja.x, ja.y);
         ctx.lineTo(jb.x, jb.y);
@@ -126,7 +128,7 @@ function drawView(src) {
       }
       for (const j of joints) {
         if (j.confidence < MIN_CONF) continue;
-        ctx.globalAlpha = opacity(j.confidence);
+        ctx.globalAlpha = weight * opacity(j.confidence);
         ctx.beginPath();
         ctx.arc(j.x, j.y, line + 1, 0, 2 * Math.PI);
         ctx.fill();
@@ -216,8 +218,9 @@ const handlers = {
     const msg = JSON.parse(new TextDecoder().decode(payload));
     src.poses = msg;
     src.posesAt = performance.now();
-    src.fields.people.textContent = String(msg.people.length);
-    addCount(src, msg.timestamp_ns / 1e9, msg.people.length);
+    // `count` is edgepose's counting rule (docs/mqtt.md, "Who counts"), the same number as the people topic.
+    src.fields.people.textContent = String(msg.count);
+    addCount(src, msg.timestamp_ns / 1e9, msg.count);
     redraw(src);
   },
   async snapshot(src, payload) {
