@@ -419,7 +419,7 @@ def test_slow_link_and_outage_keep_queues_and_memory_bounded(tmp_path):
         rss_before = rss_mb()
         peak_unsent = peak_queued = 0
         for i in range(3000):
-            pub.publish_poses("cam", {"frame_index": i, "people": [], "pad": pad})
+            pub.publish_poses("cam", {"frame_index": i, "people": [], "count": 0, "pad": pad})
             if i % 10 == 0:
                 pub.publish_event("cam", {"event": "person_entered", "frame_index": i})
             if i % 100 == 0:
@@ -443,7 +443,7 @@ def test_slow_link_and_outage_keep_queues_and_memory_bounded(tmp_path):
         assert not before["connected"]
         for i in range(200):
             pub.publish_event("cam", {"event": "person_left", "frame_index": i})
-            pub.publish_poses("cam", {"frame_index": i, "people": [], "pad": pad})
+            pub.publish_poses("cam", {"frame_index": i, "people": [], "count": 0, "pad": pad})
         during = pub.stats("cam")
         assert during["buffered"] == cfg.buffer_size
         assert during["events_dropped"] - before["events_dropped"] == 200 - cfg.buffer_size
