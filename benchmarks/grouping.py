@@ -71,7 +71,6 @@ def main() -> None:
     os.environ.setdefault("OPENVINO_TELEMETRY", "0")
     model = PoseModel(args.model, precision_hint=os.environ.get("EDGEPOSE_PRECISION_HINT"))
     teacher = StrongTeacher(REPO.parent / "shared" / "models")
-    print(f"model {args.model}, precision {model.runtime_precision()}, {platform.processor() or platform.machine()}")
     totals = np.zeros(4, int)
     for name in args.videos:
         path = Path(name) if Path(name).is_file() else SAMPLES / name
@@ -95,6 +94,8 @@ def main() -> None:
         report(path.name, counts)
     if len(args.videos) > 1:
         report("all", totals)
+    # The compiled precision is known only once a frame has run.
+    print(f"model {args.model}, precision {model.runtime_precision()}, {platform.processor() or platform.machine()}")
 
 
 def report(name: str, c: np.ndarray) -> None:
