@@ -4,9 +4,11 @@
 # three run the same steps.
 #
 #   deploy/install.sh [--venv DIR] [--extras gst,train,onnx,dev] [--system-only] [--no-system]
-#                     [--runtime] [--no-editable]
+#                     [--runtime] [--no-editable] [--numba-cache DIR]
 # --runtime: only the system packages needed to run (no compilers, headers or broker), for container images.
 # --no-editable: install a copy of the package instead of linking this checkout (images, /opt installs).
+# --numba-cache: compile the decoder into this Numba cache directory, the one the service will read
+#   (NUMBA_CACHE_DIR of deploy/edgepose.service: /var/cache/edgepose/numba); default: Numba's own choice.
 set -euo pipefail
 
 VENV=.venv
@@ -15,6 +17,7 @@ SYSTEM=1
 PYTHON_ONLY=0
 RUNTIME=0
 EDITABLE=-e
+NUMBA_CACHE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV=$2; shift 2 ;;
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
     --no-system) SYSTEM=0; shift ;;
     --runtime) RUNTIME=1; shift ;;
     --no-editable) EDITABLE=""; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --numba-cache) NUMBA_CACHE=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,7 +74,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q $EDITABLE ".[${EXTRAS}]"
 # Compile the grouping into Numba's on-disk cache now, so the first frame after install does not wait for the JIT.
-"$VENV/bin/python" -c 'from edgepose.decode import warm; print(f"edgepose install: decoder compiled in {warm():.1f} s")'
+# Numba reads only the directory it would write, so this must be the one the service runs with.
+warm_decoder() {
+  if [ -n "$NUMBA_CACHE" ]; then
+    mkdir -p "$NUMBA_CACHE"
+    export NUMBA_CACHE_DIR=$NUMBA_CACHE
+  fi
+  "$VENV/bin/python" -c 'from edgepose.decode import warm; print(f"edgepose install: decoder compiled in {warm():.1f} s")'
+}
+warm_decoder
 # OpenVINO's usage telemetry stays off on edge devices and in CI.
 "$VENV/bin/opt_in_out" --opt_out >/dev/null 2>&1 || true
 echo "edgepose install: ready in $VENV ($("$VENV/bin/python" -c 'import edgepose; print(edgepose.__version__)'))"
