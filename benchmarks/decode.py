@@ -8,7 +8,10 @@ outputs of the shipped edgepose-h4 on frames of the sample videos; the maps a ra
 installed to export it.
 
 Timing: per case the decoders run interleaved (A B C, B C A, ...) in one process, one thread, so machine noise
-lands on all sides; per-frame median and the interquartile range. Intel's decoder expects the network's NMS-ed map
+lands on all sides; per-frame median and the interquartile range of the thread's CPU time (time.thread_time: time
+the thread waits for a shared core is left out, cache and memory contention from its neighbours is not). A fourth
+line, "read maps once", times one ``max()`` over the heatmaps and one over the tags, interleaved with the others:
+what merely reading the maps from memory costs, the floor under any decoder that looks at every pixel. Intel's decoder expects the network's NMS-ed map
 (Intel's IRs end in a max-pool NMS): it gets one made by scipy's maximum_filter, inside its timing, as a user with
 an edgepose model would have to.
 
@@ -21,7 +24,7 @@ Intel's decoder: ``pip install --no-deps openvino-model-api==0.2.5.4`` (benchmar
 package imports ``openvino.runtime``, which OpenVINO 2025 removed, so its two decoder classes are loaded from its
 source file without the package's ``__init__``; the code run is Intel's, unchanged.
 
-    .venv/bin/python benchmarks/decode.py [--repeat 9] [--no-intel] [--cold]
+    .venv/bin/python benchmarks/decode.py [--repeat 9] [--no-intel] [--cold] [--cases coco,synthetic,real,noise]
 """
 
 from __future__ import annotations
@@ -97,16 +100,20 @@ def reference(heat, tags):
     return reference_group(heat, tags)
 
 
+def read_once(heat, tags):
+    return heat.max(), tags.max()
+
+
 def interleaved(fns: dict, inputs, repeat: int) -> dict[str, list[float]]:
     """Per-frame ms of each decoder over `repeat` rounds; the order rotates every round."""
     names = list(fns)
     times = {n: [] for n in names}
     for r in range(repeat):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            t = time.perf_counter()
+            t = time.thread_time()
             for heat, tags in inputs:
                 fns[name](heat, tags)
-            times[name].append((time.perf_counter() - t) / len(inputs) * 1e3)
+            times[name].append((time.thread_time() - t) / len(inputs) * 1e3)
     return times
 
 
@@ -231,11 +238,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=9, help="interleaved rounds per case")
     ap.add_argument("--no-intel", action="store_true", help="leave Intel's decoder out")
     ap.add_argument("--cold", action="store_true", help="also time a fresh process's first group() call")
+    ap.add_argument("--cases", default="coco,synthetic,real,noise",
+                    help="comma-separated cases to run (default: all): coco, synthetic, real, noise")
     args = ap.parse_args()
+    kinds = set(args.cases.split(","))
     load = os.getloadavg()
     print(f"{cpu_model()} ({cpu_isa()}), {os.cpu_count()} cores, load {load[0]:.1f}; python "
           f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}; "
-          "all decoders on one thread, float32 maps, float64 tag arithmetic")
+          "all decoders on one thread, float32 maps, float64 tag arithmetic; times are thread CPU time")
     intel_class = None if args.no_intel else intel_decoder_classes()
     if intel_class is None and not args.no_intel:
         print("Intel's decoder not installed: pip install --no-deps -r benchmarks/requirements.txt")
@@ -243,20 +253,21 @@ def main() -> None:
     if intel_class is not None:
         fns["intel"] = intel_runner(intel_class)
         aligned = intel_runner(intel_class, pose_threshold=-1.0, dist_reweight=False)
+    fns["read maps once"] = read_once
 
     tmp = Path(tempfile.mkdtemp(prefix="edgepose-bench-"))
     rng = np.random.default_rng(0)
     ann = REPO.parent / "shared/data/coco-mini/person_keypoints.json"
     cases = {}
-    if ann.exists():
+    if "coco" in kinds and ann.exists():
         cases["coco-mini oracle maps (32 images)"] = [(o.heatmaps, o.tags) for _, o in coco_oracle(ann)]
-    for n in (5, 20, 50):
+    for n in (5, 20, 50) if "synthetic" in kinds else ():
         heat, tags, _ = synthetic_frame(rng, n, (320, 320))
         cases[f"synthetic {n} people, 320x320 maps"] = [(heat, tags)]
-    real = real_outputs(tmp)
+    real = real_outputs(tmp) if "real" in kinds else []
     if real:
         cases[f"edgepose-h4 on sample videos ({len(real)} frames, {real[0][0].shape[2]}x{real[0][0].shape[1]} maps)"] = real
-    noise = noise_outputs(tmp)
+    noise = noise_outputs(tmp) if "noise" in kinds else []
     if noise:
         cases[f"random-weight H-2, 768x432 frame ({noise[0][0].shape[2]}x{noise[0][0].shape[1]} maps)"] = noise
 
@@ -271,7 +282,9 @@ def main() -> None:
         print(f"{label}")
         for name, ms in times.items():
             ratio = "" if name == "edgepose" else f"  edgepose is {med[name] / med['edgepose']:6.1f}x faster"
-            print(f"  {name:10s} {spread(ms)}{ratio}")
+            if name == "read maps once":
+                ratio = f"  edgepose takes {med['edgepose'] / med[name]:5.1f}x this"
+            print(f"  {name:14s} {spread(ms)}{ratio}")
         same = [agree(ours(h, t), reference(h, t)) for h, t in inputs]
         worst = next((why for ok, why in same if not ok), same[0][1])
         print(f"  vs reference: {'same poses' if all(ok for ok, _ in same) else 'DIFFERENT'} on "
