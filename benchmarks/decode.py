@@ -24,7 +24,8 @@ Intel's decoder: ``pip install --no-deps openvino-model-api==0.2.5.4`` (benchmar
 package imports ``openvino.runtime``, which OpenVINO 2025 removed, so its two decoder classes are loaded from its
 source file without the package's ``__init__``; the code run is Intel's, unchanged.
 
-    .venv/bin/python benchmarks/decode.py [--repeat 9] [--no-intel] [--cold] [--cases coco,synthetic,real,noise]
+    .venv/bin/python benchmarks/decode.py [--repeat 9] [--no-intel] [--cold] [--phases]
+                                          [--cases coco,synthetic,real,noise]
 """
 
 from __future__ import annotations
@@ -115,6 +116,40 @@ def interleaved(fns: dict, inputs, repeat: int) -> dict[str, list[float]]:
                 fns[name](heat, tags)
             times[name].append((time.thread_time() - t) / len(inputs) * 1e3)
     return times
+
+
+def phase_times(inputs, repeat: int) -> dict[str, float]:
+    """Median per-frame thread CPU ms of each step of ``grouping.group_arrays``, run one after the other on its own
+    intermediate results, and of the whole ``group()`` call; the rest (adjust, scores, wrapper) is the difference."""
+    from edgepose.decode import _checked_maps, grouping
+
+    p = GroupingParams()
+    order = np.asarray(p.joint_order, np.int64)
+    times = {k: [] for k in ("finite checks", "candidates", "matching", "refinement", "group() total")}
+    for _ in range(repeat):
+        acc = dict.fromkeys(times, 0.0)
+        for heat, tags in inputs:
+            t0 = time.thread_time()
+            hm, tg = _checked_maps(heat, tags)
+            t1 = time.thread_time()
+            cv, cp, cn, seg_max = grouping._candidates(hm, True, p.nms_kernel // 2, p.top_k, p.detection_threshold)
+            t2 = time.thread_time()
+            people = grouping._match(tg, cv, cp, cn, order, p.tag_threshold, p.max_people, p.use_detection_val,
+                                     p.ignore_too_much)
+            t3 = time.thread_time()
+            jp, jv, ts, tc = (a[: p.max_people] for a in people)
+            xy, conf = np.zeros((len(jp), 17, 2), np.float32), np.zeros((len(jp), 17), np.float32)
+            grouping._refine(hm, tg, seg_max, jp, jv, ts, tc, cp, cn, xy, conf)
+            t4 = time.thread_time()
+            group(heat, tags)
+            t5 = time.thread_time()
+            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                acc[key] += dt
+        for key in times:
+            times[key].append(acc[key] / len(inputs) * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    med["rest"] = med["group() total"] - sum(med[k] for k in ("finite checks", "candidates", "matching", "refinement"))
+    return med
 
 
 def spread(ms: list[float]) -> str:
@@ -238,6 +273,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=9, help="interleaved rounds per case")
     ap.add_argument("--no-intel", action="store_true", help="leave Intel's decoder out")
     ap.add_argument("--cold", action="store_true", help="also time a fresh process's first group() call")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time each step of edgepose's grouping (finite checks, candidates, matching, refinement)")
     ap.add_argument("--cases", default="coco,synthetic,real,noise",
                     help="comma-separated cases to run (default: all): coco, synthetic, real, noise")
     args = ap.parse_args()
@@ -291,6 +328,9 @@ def main() -> None:
               f"{sum(ok for ok, _ in same)}/{len(same)} frames ({worst})")
         if intel_class is not None:
             describe(inputs, fns["intel"], aligned)
+        if args.phases:
+            med = phase_times(inputs, args.repeat)
+            print("  edgepose by step: " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()) + " ms")
     if args.cold:
         first, second = cold_start()
         print(f"fresh process, first group() call incl. import: {first:.2f} s with an empty numba cache, "
