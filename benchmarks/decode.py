@@ -11,9 +11,9 @@ Timing: per case the decoders run interleaved (A B C, B C A, ...) in one process
 lands on all sides; per-frame median and the interquartile range of the thread's CPU time (time.thread_time: time
 the thread waits for a shared core is left out, cache and memory contention from its neighbours is not). A fourth
 line, "read maps once", times one ``max()`` over the heatmaps and one over the tags, interleaved with the others:
-what merely reading the maps from memory costs, the floor under any decoder that looks at every pixel. Intel's decoder expects the network's NMS-ed map
-(Intel's IRs end in a max-pool NMS): it gets one made by scipy's maximum_filter, inside its timing, as a user with
-an edgepose model would have to.
+what merely reading the maps from memory costs, the floor under any decoder that looks at every pixel. Intel's
+decoder expects the network's NMS-ed map (Intel's IRs end in a max-pool NMS): it gets one made by scipy's
+maximum_filter, inside its timing, as a user with an edgepose model would have to.
 
 Poses: ours and the reference must agree exactly (same people, keypoints within 1e-4 px, scores within 1e-6).
 Against Intel the counts and matches are printed, then Intel's decoder is rerun with the two settings that make it
