@@ -37,7 +37,7 @@ class FrameResult:
     poses: Poses
     inference_ms: float
     decode_ms: float
-    total_ms: float
+    total_ms: float  # capture -> the sink accepted the poses message; ``emit`` sets it after sending
     entered: list = field(default_factory=list)
     left: list = field(default_factory=list)
     analytics: tuple | None = None  # (events, counters) when the source has zones, lines or pose rules
@@ -88,7 +88,7 @@ class Pipeline:
     """Runs one source through one model until the source ends, ``max_frames`` is reached or ``stop()``.
 
     ``post`` turns (frame, NetOutput, inference_ms) into a FrameResult (decode + track) and ``emit`` delivers
-    it (messages, video, snapshots); both run on one thread, in frame order.
+    it (messages, video, snapshots) and sets its ``total_ms``; both run on one thread, in frame order.
     """
 
     def __init__(self, source, model, *, post: Callable[[Frame, NetOutput, float], FrameResult],
@@ -199,8 +199,8 @@ class Pipeline:
 
     def _deliver(self, frame: Frame, out: NetOutput, inference_ms: float) -> None:
         result = self.post(frame, out, inference_ms)
-        self.stats.add(result)
         self.emit(result)
+        self.stats.add(result)  # after emit: total_ms covers building and sending the message
 
     def status_figures(self) -> dict:
         figures = self.stats.snapshot()

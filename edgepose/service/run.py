@@ -125,6 +125,11 @@ def discovery(cfg: AppConfig, model_name: str) -> dict[str, list[tuple[str, str]
             for s in cfg.sources}
 
 
+def _since(frame: Frame) -> float:
+    """Milliseconds since ``frame`` was captured."""
+    return (time.monotonic_ns() - frame.timestamp_ns) / 1e6
+
+
 def _decoder(params):
     from edgepose import decode
 
@@ -173,17 +178,18 @@ class SourceWorker:
             events = self.analytics.update(update.poses, frame.size, frame.timestamp_ns, frame.wall_time_ns,
                                            update.left)
             analytics = (events, self.analytics.counters())
-        total_ms = (time.monotonic_ns() - frame.timestamp_ns) / 1e6
-        return FrameResult(frame, update.poses, inference_ms, decode_ms, total_ms, update.entered, update.left,
+        return FrameResult(frame, update.poses, inference_ms, decode_ms, 0.0, update.entered, update.left,
                            analytics, update.counts, update.count)
 
     def emit(self, result: FrameResult) -> None:
         from edgepose.publish import event_message, pose_message
 
         frame, poses = result.frame, result.poses
+        # The message can only carry capture -> built; the stats' total_ms also covers the sink accepting it.
         self.sink.send_poses(self.id, pose_message(source_id=self.id, frame=frame, poses=poses, model=self.model_name,
-                                                   inference_ms=result.inference_ms, total_ms=result.total_ms,
+                                                   inference_ms=result.inference_ms, total_ms=_since(frame),
                                                    counted=result.counted, count=result.count))
+        result.total_ms = _since(frame)
         boxes = poses.boxes() if result.entered else None
         for tid in result.entered:
             i = int(np.flatnonzero(poses.track_id == tid)[0]) if (poses.track_id == tid).any() else None
