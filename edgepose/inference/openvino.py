@@ -203,6 +203,19 @@ class PoseModel:
             return "unknown"
         return value.to_string() if hasattr(value, "to_string") else str(value)
 
+    def runtime_properties(self) -> dict:
+        """What the device compiled for the most recent frame size: precision, threads, streams, requests."""
+        if self._last is None:
+            return {}
+        props = {"precision": self.runtime_precision()}
+        for key, name in (("threads", "INFERENCE_NUM_THREADS"), ("streams", "NUM_STREAMS"),
+                          ("requests", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")):
+            try:
+                props[key] = int(self._last.compiled.get_property(name))
+            except (RuntimeError, TypeError, ValueError):  # not every device reports every property
+                props[key] = None
+        return props
+
     # -- running ------------------------------------------------------------------------------------------
     def _fill(self, session: _Session, image: np.ndarray) -> np.ndarray:
         # One buffer per size is enough: OpenVINO copies inputs into the request (share_inputs defaults to
