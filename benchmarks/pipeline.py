@@ -55,13 +55,14 @@ class Bench:
             model.infer(self.frames[0])  # compile + warm outside the timing
             self.pipeline(mode, 3)  # grouping JIT, tracker, sink: warm
 
-    def bare_throughput(self) -> float:
+    def bare_throughput(self) -> tuple[float, float]:
+        """(fps, CPU ms per frame) of bare async inference."""
         model = self.models["throughput"]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i, img in enumerate(self.frames):
             model.submit(img, i, lambda out, i: None)
         model.wait_all()
-        return len(self.frames) / (time.perf_counter() - t0)
+        return len(self.frames) / (time.perf_counter() - t0), (time.process_time() - c0) * 1e3 / len(self.frames)
 
     def bare_latency(self) -> float:
         model = self.models["latency"]
@@ -73,7 +74,8 @@ class Bench:
         return statistics.median(lat)
 
     def pipeline(self, mode: str, n_frames: int | None = None):
-        """(fps, total_ms samples) of one run of the service's pipeline; source and sink open before the clock."""
+        """(fps, CPU ms per frame, total_ms samples) of one run of the service's pipeline; source and sink open
+        before the clock."""
         from edgepose.capture import open_source
         from edgepose.publish import open_sink
         from edgepose.service.pipeline import Pipeline
@@ -85,14 +87,14 @@ class Bench:
             with open_source(self.video) as src:
                 worker = SourceWorker(self.cfg.sources[0], self.cfg, "bench", sink, self.decoder)
                 worker.pipeline = Pipeline(src, self.models[mode], post=worker.post, emit=worker.emit, max_frames=n)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 stats = worker.pipeline.run()
-                elapsed = time.perf_counter() - t0
+                elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
             sink.close()
         if stats.frames != n:
             sys.exit(f"the pipeline published {stats.frames} frames, expected {n}: is the video shorter?")
-        return stats.frames / elapsed, stats.samples()["total"]
+        return stats.frames / elapsed, cpu * 1e3 / stats.frames, stats.samples()["total"]
 
 
 def main() -> int:
@@ -118,20 +120,28 @@ def main() -> int:
         print(f"  {mode}: network {m.network_shape}, compiled as {m.runtime_properties()}")
 
     tp, lat = {"bare": [], "pipe": [], "ratio": []}, {"bare": [], "pipe": [], "ratio": []}
+    cpu = {"bare": [], "pipe": [], "ratio": []}
     for r in range(args.rounds):
         # ABBA order within a round: drift over the round lands on both sides equally.
         order = ("bare", "pipe") if r % 2 == 0 else ("pipe", "bare")
         for side in order:
-            tp[side].append(bench.bare_throughput() if side == "bare" else bench.pipeline("throughput")[0])
+            fps, cpu_ms = bench.bare_throughput() if side == "bare" else bench.pipeline("throughput")[:2]
+            tp[side].append(fps)
+            cpu[side].append(cpu_ms)
         for side in reversed(order):
             lat[side].append(bench.bare_latency() if side == "bare"
-                             else statistics.median(bench.pipeline("latency")[1]))
+                             else statistics.median(bench.pipeline("latency")[2]))
         tp["ratio"].append(tp["pipe"][-1] / tp["bare"][-1])
+        cpu["ratio"].append(cpu["bare"][-1] / cpu["pipe"][-1])
         lat["ratio"].append(lat["pipe"][-1] / lat["bare"][-1])
         print(f"  round {r + 1}: throughput {tp['pipe'][-1]:.1f} / {tp['bare'][-1]:.1f} fps = {tp['ratio'][-1]:.3f};"
+              f" CPU {cpu['pipe'][-1]:.1f} / {cpu['bare'][-1]:.1f} ms per frame;"
               f" latency p50 {lat['pipe'][-1]:.1f} / {lat['bare'][-1]:.1f} ms = {lat['ratio'][-1]:.3f}", flush=True)
     print(f"throughput: pipeline {spread(tp['pipe'], '.1f')} fps, bare async inference {spread(tp['bare'], '.1f')} fps;"
           f" ratio {spread(tp['ratio'])}")
+    print(f"  CPU time per frame (all threads of this process): pipeline {spread(cpu['pipe'], '.1f')} ms, bare "
+          f"{spread(cpu['bare'], '.1f')} ms; bare/pipeline {spread(cpu['ratio'])} (what the throughput ratio tends "
+          "to when the CPU is the limit, insensitive to other processes' load)")
     print(f"latency: capture->publish p50 {spread(lat['pipe'], '.1f')} ms, bare sync inference p50 "
           f"{spread(lat['bare'], '.1f')} ms; ratio {spread(lat['ratio'])} (goal <= 1.2)")
     return 0

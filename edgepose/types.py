@@ -148,10 +148,11 @@ class Poses:
 
     def boxes(self, min_conf: float = 0.0) -> np.ndarray:
         """(n, 4) float32 boxes x0, y0, x1, y1 around the joints with conf > min_conf (all joints if none)."""
+        keep = self.conf > min_conf
+        keep[~keep.any(axis=1)] = True
+        keep = keep[:, :, None]
         out = np.zeros((len(self), 4), np.float32)
-        for i in range(len(self)):
-            keep = self.conf[i] > min_conf
-            pts = self.xy[i][keep] if keep.any() else self.xy[i]
-            out[i, :2] = pts.min(axis=0)
-            out[i, 2:] = pts.max(axis=0)
+        if len(self):
+            out[:, :2] = np.where(keep, self.xy, np.inf).min(axis=1)
+            out[:, 2:] = np.where(keep, self.xy, -np.inf).max(axis=1)
         return out

@@ -45,7 +45,8 @@ def analytics_event_message(*, source_id: str, event, frame_index: int, frame_si
             msg[key] = value
     if event.pose is not None and len(event.pose):
         p = event.pose
-        msg["person"] = _person(p.xy[0], p.conf[0], p.score[0], p.track_id[0], p.boxes()[0], p.track_id[0] >= 0)
+        msg["person"] = _person(p.xy[0].tolist(), p.conf[0].tolist(), float(p.score[0]), int(p.track_id[0]),
+                                p.boxes()[0].tolist(), bool(p.track_id[0] >= 0))
     return msg
 
 
