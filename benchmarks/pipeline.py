@@ -36,23 +36,28 @@ def spread(values: list[float], fmt: str = ".3f") -> str:
 class Bench:
     """One model (both modes compiled), the decoded frames and the service's pieces for pipeline rounds."""
 
-    def __init__(self, model_path: str, video: str, n_frames: int, device: str, tmp: Path):
+    def __init__(self, model_path: str, videos: list[str], n_frames: int, device: str, tmp: Path,
+                 modes: tuple[str, ...] = ("throughput", "latency")):
         from edgepose.capture import open_source
         from edgepose.config import load_config
         from edgepose.inference import load_model
         from edgepose.service.run import _decoder, grouping_params
 
-        self.video, self.tmp = video, tmp
-        with open_source(video) as src:
-            self.frames = [f.image for _, f in zip(range(n_frames), src)]
-        self.cfg = load_config(None, {"sources": [{"id": "bench", "source": video}], "model": {"name": model_path},
-                                      "output": str(tmp / "bench.jsonl"), "snapshot": {"enabled": False}})
+        self.video, self.tmp = videos[0], tmp
+        per_video = []
+        for video in videos:  # the bare side's frames: the videos' first frames, taken in turn
+            with open_source(video) as src:
+                per_video.append([f.image for _, f in zip(range(-(-n_frames // len(videos))), src)])
+        self.frames = [img for batch in zip(*per_video) for img in batch][:n_frames]
+        self.cfg = load_config(None, {"sources": [{"id": f"cam{i}", "source": v} for i, v in enumerate(videos)],
+                                      "model": {"name": model_path}, "output": str(tmp / "bench.jsonl"),
+                                      "snapshot": {"enabled": False}})
         hint = None if self.cfg.inference.precision_hint == "auto" else self.cfg.inference.precision_hint
-        self.models = {mode: load_model(model_path, device=device, mode=mode, precision_hint=hint)
-                       for mode in ("throughput", "latency")}
+        self.models = {mode: load_model(model_path, device=device, mode=mode, precision_hint=hint) for mode in modes}
         self.decoder = _decoder(grouping_params(self.cfg.decode))
         for mode, model in self.models.items():
-            model.infer(self.frames[0])  # compile + warm outside the timing
+            for img in {img.shape: img for img in self.frames}.values():
+                model.infer(img)  # compile for every frame size + warm, outside the timing
             self.pipeline(mode, 3)  # grouping JIT, tracker, sink: warm
 
     def bare_throughput(self) -> tuple[float, float]:
@@ -82,7 +87,7 @@ class Bench:
         from edgepose.service.run import SourceWorker
 
         n = n_frames or len(self.frames)
-        sink = open_sink(str(self.tmp / f"{mode}.jsonl"), self.cfg.mqtt, ["bench"], model="bench", discovery={})
+        sink = open_sink(str(self.tmp / f"{mode}.jsonl"), self.cfg.mqtt, ["cam0"], model="bench", discovery={})
         try:
             with open_source(self.video) as src:
                 worker = SourceWorker(self.cfg.sources[0], self.cfg, "bench", sink, self.decoder)
@@ -112,7 +117,7 @@ def main() -> int:
         sys.exit(f"video not found: {args.video} (pass --video)")
     tmp = Path(tempfile.mkdtemp(prefix="edgepose-bench-"))
     model = args.model or default_model(tmp)
-    bench = Bench(model, args.video, args.frames, args.device, tmp)
+    bench = Bench(model, [args.video], args.frames, args.device, tmp)
     size = bench.frames[0].shape[1::-1]
     print(f"CPU {cpu_model()} ({os.cpu_count()} cores), ISA {cpu_isa()}; model {model}; "
           f"{len(bench.frames)} frames {size[0]}x{size[1]} of {Path(args.video).name}; {args.rounds} rounds")
