@@ -132,13 +132,17 @@ def find_local(name: str) -> Path | None:
     return None
 
 
+def read_card_json(xml: Path) -> dict | None:
+    """The ``model.json`` card beside an edgepose export, or None (no card, or not readable)."""
+    try:
+        return json.loads((xml.parent / "model.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def untrained(xml: Path) -> bool:
     """True for an export whose card says its weights are random (wiring and speed tests, not accuracy)."""
-    card = xml.parent / "model.json"
-    try:
-        return str(json.loads(card.read_text()).get("weights", "")).startswith("random-init")
-    except (OSError, json.JSONDecodeError):
-        return False
+    return str((read_card_json(xml) or {}).get("weights", "")).startswith("random-init")
 
 
 def local_models() -> dict[str, Path]:

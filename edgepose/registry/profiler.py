@@ -1,13 +1,21 @@
 """Device profiler and ``--model auto``: measure each local model on this device, pick the most accurate one
 that keeps up with the target frame rate (or latency), explain the choice, and remember the measurements.
 
-A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO version, the model's
-topology and weights checksums and the frame size; any change re-profiles. Selection rule:
-  * effective fps = 1000 / (1000 / throughput_fps + overhead_ms), overhead = measured decode + preprocessing;
+Each model is measured as it will run: in the configured inference mode (one synchronous request, or the async
+queue), with the configured precision hint, shared by the configured number of sources, and with the grouping
+cost measured on frames with people (the service passes sample-video frames; random noise is the fallback and
+the profile says so). A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO
+version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and what
+frames were fed; any change re-profiles. Selection rule:
+  * effective fps (per source): latency mode 1000 / ((latency p50 + overhead_ms) * sources), as the sources take
+    turns on one request; throughput mode 1000 / (1000 / throughput_fps + overhead_ms) / sources; overhead =
+    measured grouping;
   * with ``max_latency_ms``: the model's p90 latency + overhead must be <= max_latency_ms, otherwise
     effective fps must be >= target_fps;
   * among models that meet it, the highest expected AP wins (ties: faster); if none meets it, the fastest
-    model is chosen and a warning says by how much it falls short.
+    model is chosen and a warning says by how much it falls short. Expected AP (``expected_ap``): what the model's
+    own card measured, else what the manifest publishes for those weights; an edgepose export is never ranked by
+    the paper's figure (its weights are not the paper's), and an untrained one ranks last.
 """
 
 from __future__ import annotations
@@ -19,13 +27,13 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from edgepose.inference import PoseModel
 from edgepose.inference.common import file_sha256
-from edgepose.registry.catalog import ModelEntry, catalog, find_local, untrained
+from edgepose.registry.catalog import ModelEntry, catalog, find_local, read_card_json, untrained
 
 DEFAULT_SIZE = (640, 480)
 
@@ -42,10 +50,15 @@ class Profile:
     throughput_fps: float
     overhead_ms: float
     measured_at: float
+    mode: str = "throughput"  # the inference mode measured
+    sources: int = 1  # sources sharing the model; effective_fps is per source
+    frames: str = "noise"  # what was fed: "video" (frames with people) or "noise"
 
     @property
     def effective_fps(self) -> float:
-        return 1000.0 / (1000.0 / max(self.throughput_fps, 1e-6) + self.overhead_ms)
+        if self.mode == "latency":
+            return 1000.0 / ((self.latency_ms_p50 + self.overhead_ms) * self.sources)
+        return 1000.0 / (1000.0 / max(self.throughput_fps, 1e-6) + self.overhead_ms) / self.sources
 
     @property
     def effective_latency_ms(self) -> float:
@@ -102,13 +115,15 @@ def cache_file() -> Path:
     return Path(os.environ.get("EDGEPOSE_CACHE_DIR") or platformdirs.user_cache_dir("edgepose")) / "profiles.json"
 
 
-def profile_key(xml: Path, device: str, frame_size: tuple[int, int]) -> str:
+def profile_key(xml: Path, device: str, frame_size: tuple[int, int], *, mode: str = "throughput", sources: int = 1,
+                precision_hint: str | None = None, frames: str = "noise") -> str:
     import openvino as ov
 
     # Both files: Intel's 0005/0006/0007 share one weight layout, only the topology (input size) differs.
     parts = [device_name(device), cpu_model(), ov.get_version(), file_sha256(Path(xml)),
              file_sha256(Path(xml).with_suffix(".bin")),
-             f"{frame_size[0]}x{frame_size[1]}", os.environ.get("EDGEPOSE_PRECISION_HINT", "")]
+             f"{frame_size[0]}x{frame_size[1]}", os.environ.get("EDGEPOSE_PRECISION_HINT", ""),
+             mode, str(sources), precision_hint or "", frames]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -137,58 +152,83 @@ class ProfileCache:
 
 def measure(xml: Path, name: str, *, device: str = "CPU", frame_size: tuple[int, int] = DEFAULT_SIZE,
             warmup: int = 2, iterations: int = 10, cache_dir: str | Path | None = None,
-            postprocess: Callable | None = None) -> Profile:
-    """Warm up, then time sync latency (median, p90), async throughput, and the per-frame overhead.
+            postprocess: Callable | None = None, mode: str = "throughput", sources: int = 1,
+            precision_hint: str | None = None, frames: Sequence[np.ndarray] | None = None) -> Profile:
+    """Warm up, then time ``mode`` as the service runs it and the per-frame overhead.
 
-    ``postprocess(NetOutput)`` is what the pipeline does after inference (grouping); the service passes the
-    decoder so this module stays independent of it.
+    latency: synchronous requests one after the other (median and p90 latency); throughput: the async queue kept
+    full (frames per second, and each frame's submit-to-result latency). ``postprocess(NetOutput)`` is what the
+    pipeline does after inference (grouping), timed on the outputs of ``frames`` (BGR images, resized to
+    ``frame_size``; seeded noise without them); the service passes the decoder so this module stays independent
+    of it.
     """
+    import cv2
+
     w, h = frame_size
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    model = PoseModel(xml, device=device, mode="latency", cache_dir=cache_dir)
+    if frames:
+        images = [f if f.shape[1::-1] == (w, h) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+                  for f in frames]
+    else:
+        images = [np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)]
+    model = PoseModel(xml, device=device, mode=mode, cache_dir=cache_dir, precision_hint=precision_hint)
     model.prepare(w, h)
-    for _ in range(warmup):
-        out = model.infer(frame)
-    latencies, overhead = [], []
-    for _ in range(iterations):
+    for i in range(warmup):
+        model.infer(images[i % len(images)])
+    outputs, latencies = [], []
+    if mode == "latency":
+        for i in range(iterations):
+            t0 = time.perf_counter()
+            outputs.append(model.infer(images[i % len(images)]))
+            latencies.append((time.perf_counter() - t0) * 1e3)
+        throughput = 1000.0 / float(np.median(latencies))
+    else:
+        started: dict[int, float] = {}
+
+        def done(out, i: int) -> None:
+            latencies.append((time.perf_counter() - started[i]) * 1e3)
+            outputs.append(out)
+
+        n = max(iterations, 2 * model.optimal_requests)
         t0 = time.perf_counter()
-        out = model.infer(frame)
-        t1 = time.perf_counter()
-        if postprocess is not None:
+        for i in range(n):
+            started[i] = time.perf_counter()
+            model.submit(images[i % len(images)], i, done)
+        model.wait_all()
+        throughput = n / (time.perf_counter() - t0)
+    overhead = [0.0]
+    if postprocess is not None:
+        postprocess(outputs[0])  # compiles the decoder (Numba) outside the timing
+        overhead = []
+        for out in outputs:
+            t0 = time.perf_counter()
             postprocess(out)
-        t2 = time.perf_counter()
-        latencies.append((t1 - t0) * 1e3)
-        overhead.append((t2 - t1) * 1e3)
-    tmodel = PoseModel(xml, device=device, mode="throughput", cache_dir=cache_dir)
-    tmodel.prepare(w, h)
-    n = max(iterations, 2 * tmodel.optimal_requests)
-    t0 = time.perf_counter()
-    for i in range(n):
-        tmodel.submit(frame, i, lambda _out, _i: None)
-    tmodel.wait_all()
-    throughput = n / (time.perf_counter() - t0)
+            overhead.append((time.perf_counter() - t0) * 1e3)
     return Profile(
         model=name, device=device, frame_size=(w, h), network_size=model.network_shape,
         precision=model.runtime_precision(),
         latency_ms_p50=round(float(np.median(latencies)), 3), latency_ms_p90=round(float(np.percentile(latencies, 90)), 3),
         throughput_fps=round(throughput, 3), overhead_ms=round(float(np.median(overhead)), 3), measured_at=time.time(),
+        mode=mode, sources=sources, frames="video" if frames else "noise",
     )
 
 
 def profile_models(models: dict[str, Path], *, device: str = "CPU", frame_size: tuple[int, int] = DEFAULT_SIZE,
                    reprofile: bool = False, iterations: int = 10, cache: ProfileCache | None = None,
                    progress: Callable | None = None, cache_dir: str | Path | None = None,
-                   postprocess: Callable | None = None) -> dict[str, Profile]:
-    """Profiles of ``models`` (name -> .xml), from the cache where still valid, measured otherwise."""
+                   postprocess: Callable | None = None, mode: str = "throughput", sources: int = 1,
+                   precision_hint: str | None = None, frames: Sequence[np.ndarray] | None = None
+                   ) -> dict[str, Profile]:
+    """Profiles of ``models`` (name -> .xml), from the cache where still valid, measured otherwise (see measure)."""
     cache = cache or ProfileCache()
     out = {}
     for name, xml in models.items():
-        key = profile_key(xml, device, frame_size)
+        key = profile_key(xml, device, frame_size, mode=mode, sources=sources, precision_hint=precision_hint,
+                          frames="video" if frames else "noise")
         profile = None if reprofile else cache.get(key)
         if profile is None:
             profile = measure(xml, name, device=device, frame_size=frame_size, iterations=iterations,
-                              cache_dir=cache_dir, postprocess=postprocess)
+                              cache_dir=cache_dir, postprocess=postprocess, mode=mode, sources=sources,
+                              precision_hint=precision_hint, frames=frames)
             cache.put(key, profile)
         out[name] = profile
         if progress:
@@ -197,12 +237,20 @@ def profile_models(models: dict[str, Path], *, device: str = "CPU", frame_size: 
 
 
 def expected_ap(name: str, entries: dict[str, ModelEntry] | None = None) -> float:
-    """Expected COCO AP for ranking; models without a published figure and untrained exports rank last."""
+    """Expected COCO AP (%) for ranking: the ``ap`` its card (``model.json``) measured, else the manifest's figure
+    for published weights. An edgepose export without a measured AP ranks last, like an untrained one: the
+    paper's Table 3 figure is for the paper's weights, never for a self-trained export of the same variant."""
     entry = (entries or catalog()).get(name)
     local = find_local(name)
-    if local is not None and untrained(local):
+    card = read_card_json(local) if local is not None else None
+    if card is not None:
+        if untrained(local):
+            return -1.0
+        if card.get("ap") is not None:
+            return float(card["ap"])
+    if entry is None or entry.ap is None or (card is not None and entry.family == "efficienthrnet"):
         return -1.0
-    return entry.ap if entry and entry.ap is not None else -1.0
+    return entry.ap
 
 
 def select(profiles: dict[str, Profile], *, target_fps: float = 15.0, max_latency_ms: float | None = None,

@@ -46,6 +46,11 @@ def cache_dir(cfg: AppConfig) -> Path:
     return Path(cfg.inference.cache_dir or Path(platformdirs.user_cache_dir("edgepose")) / "openvino")
 
 
+def _hint(cfg: AppConfig) -> str | None:
+    """The configured INFERENCE_PRECISION_HINT (None: the device's default)."""
+    return None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
+
+
 @dataclass
 class ModelChoice:
     name: str
@@ -71,9 +76,14 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
     if not local:
         raise EdgeposeError("--model auto found no model on this machine; export one (edgepose export --variant "
                             "H-4 ...) or pull one (edgepose models pull human-pose-estimation-0005)")
+    from edgepose.service.profiling import people_frames
+
     decoder = _decoder(grouping_params(cfg.decode))
+    # Measured as this configuration will run: its mode, precision hint and number of sources sharing the model.
     profiles = profile_models(local, device=cfg.inference.device, frame_size=frame_size or DEFAULT_SIZE,
-                              reprofile=reprofile, cache_dir=cache_dir(cfg), postprocess=decoder, progress=progress)
+                              reprofile=reprofile, cache_dir=cache_dir(cfg), postprocess=decoder, progress=progress,
+                              mode=cfg.inference.mode, sources=len(cfg.sources), precision_hint=_hint(cfg),
+                              frames=people_frames())
     if profiles_out is not None:
         profiles_out.update(profiles)
     choice = select(profiles, target_fps=cfg.model.target_fps, max_latency_ms=cfg.model.max_latency_ms)
@@ -275,9 +285,8 @@ def run(cfg: AppConfig, *, max_frames: int | None = None, status: bool = True, m
             registry.verify_local(choice.name, choice.xml)
         if status and choice.explanation:
             print(f"edgepose: --model auto chose {choice.explanation}", file=sys.stderr, flush=True)
-        hint = None if cfg.inference.precision_hint == "auto" else cfg.inference.precision_hint
         pose_model = load_model(choice.xml, device=cfg.inference.device, mode=cfg.inference.mode,
-                                cache_dir=cache_dir(cfg), precision_hint=hint, backend=cfg.inference.backend)
+                                cache_dir=cache_dir(cfg), precision_hint=_hint(cfg), backend=cfg.inference.backend)
         for size in dict.fromkeys(sizes):
             pose_model.prepare(*size)  # compile now: a model that cannot run these frames fails before `online`
         sink = open_sink(cfg.output, cfg.mqtt, [s.id for s in cfg.sources], model=choice.name,
