@@ -104,8 +104,11 @@ def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
                           reprofile=reprofile, profiles_out=rows)
     goal = (f"p90 latency <= {cfg.model.max_latency_ms:g} ms" if cfg.model.max_latency_ms is not None
             else f">= {cfg.model.target_fps:g} fps")
+    fed = {p.frames for p in rows.values()}
     head = (f"device {cfg.inference.device} ({device_name(cfg.inference.device)}, {cpu_isa()}), "
-            f"frame {size[0]}x{size[1]}, target {goal}")
+            f"frame {size[0]}x{size[1]}, {cfg.inference.mode} mode, {len(cfg.sources)} source(s), "
+            f"grouping timed on {'sample-video people' if fed == {'video'} else 'noise (no sample video here)'}, "
+            f"target {goal} per source")
     return "\n".join([head, format_table(rows), "", "choice: " + choice.explanation])
 
 
