@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from test_registry import isolated  # noqa: F401 - model dirs and caches in tmp_path
 
 from edgepose.registry import find_local
 from edgepose.registry.profiler import Profile, expected_ap
@@ -26,25 +27,15 @@ def export_dir(models, name: str, card: dict):
     return dest / "model.xml"
 
 
-@pytest.fixture()
-def models(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    models.mkdir()
-    monkeypatch.setenv("EDGEPOSE_MODEL_PATH", str(models))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("EDGEPOSE_CACHE_DIR", str(tmp_path / "cache"))
-    return models
-
-
-def test_a_self_trained_export_ranks_by_its_card_never_by_the_paper(models):
+def test_a_self_trained_export_ranks_by_its_card_never_by_the_paper(isolated):
     paper = expected_ap("efficienthrnet-h-2")
     assert paper > 40  # not here: the catalog's paper figure
-    export_dir(models, "efficienthrnet-h-2", {"weights": "checkpoint:best.pt sha256 0"})
+    export_dir(isolated, "efficienthrnet-h-2", {"weights": "checkpoint:best.pt sha256 0"})
     assert expected_ap("efficienthrnet-h-2") == -1.0  # self-trained, nothing measured: unknown, ranks last
-    (models / "efficienthrnet-h-2" / "model.json").write_text(json.dumps(
-        {**json.loads((models / "efficienthrnet-h-2" / "model.json").read_text()), "ap": 12.5}))
+    (isolated / "efficienthrnet-h-2" / "model.json").write_text(json.dumps(
+        {**json.loads((isolated / "efficienthrnet-h-2" / "model.json").read_text()), "ap": 12.5}))
     assert expected_ap("efficienthrnet-h-2") == 12.5
-    export_dir(models, "efficienthrnet-h-3", {"weights": "random-init seed 0", "ap": 50.0})
+    export_dir(isolated, "efficienthrnet-h-3", {"weights": "random-init seed 0", "ap": 50.0})
     assert expected_ap("efficienthrnet-h-3") == -1.0  # untrained: a stale figure does not count either
 
 
@@ -58,11 +49,11 @@ def test_effective_fps_follows_the_mode_and_the_sources():
 
 
 @pytest.mark.parametrize("mode", ["latency", "throughput"])
-def test_auto_profiles_the_configured_mode_sources_and_frames_with_people(models, mode, video_aisle, video_classroom):
+def test_auto_profiles_the_configured_mode_sources_and_frames_with_people(isolated, mode, video_aisle, video_classroom):
     from edgepose.config import load_config
     from edgepose.service.run import choose_model
 
-    export_dir(models, "site-h4", {"weights": "checkpoint:last.pt sha256 0", "ap": 1.0})
+    export_dir(isolated, "site-h4", {"weights": "checkpoint:last.pt sha256 0", "ap": 1.0})
     cfg = load_config(None, {"sources": [{"id": "a", "source": str(video_aisle)},
                                          {"id": "b", "source": str(video_classroom)}],
                              "model": {"name": "auto"}, "inference": {"mode": mode, "precision_hint": "f32"}})
