@@ -284,3 +284,17 @@ def test_walking_person_keeps_one_id_on_real_video(video_one_by_one):
     assert switches == 0
     assert entered == list(range(1, VISITS + 1))  # one id per visit
     assert left == entered  # everyone was seen leaving before the video ends
+
+
+def test_median_rows_is_numpys_median_bit_for_bit():
+    """The tracker's velocity step uses a lean median; it must equal np.median exactly (ties, NaN, odd/even)."""
+    from edgepose.track.tracker import median_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(2000):
+        d = rng.normal(0, 50, (int(rng.integers(1, 18)), 2))
+        if trial % 3 == 0:
+            d = np.round(d)  # ties
+        if trial % 50 == 0:
+            d[rng.integers(len(d)), rng.integers(2)] = np.nan
+        assert np.array_equal(median_rows(d), np.median(d, axis=0), equal_nan=True)
