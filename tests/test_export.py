@@ -1,4 +1,5 @@
-"""Export to OpenVINO IR: the runtime contract, torch/OpenVINO parity on a real image, FP16, INT8, the CLI.
+"""Export to OpenVINO IR: the runtime contract, torch/OpenVINO parity on a real image, FP16, INT8 (export and
+``edgepose quantize``), the CLI.
 
 Parity uses seeded random weights (``randomize``): outputs of order 1 that depend on every op, so a
 conversion error shows. OpenVINO runs with INFERENCE_PRECISION_HINT f32 (bf16 CPUs would otherwise differ).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +19,12 @@ ov = pytest.importorskip("openvino")
 
 import cv2  # noqa: E402
 
+from conftest import shared_path  # noqa: E402
 from edgepose.cli import main  # noqa: E402
 from edgepose.errors import ModelError  # noqa: E402
 from edgepose.train import InferenceHead, build_model, export_variant, randomize  # noqa: E402
 from edgepose.inference.common import file_sha256  # noqa: E402
-from edgepose.train.export import MEAN_RGB, STD_RGB  # noqa: E402
+from edgepose.train.export import MEAN_RGB, STD_RGB, executed_int8_layers  # noqa: E402
 from edgepose.types import JOINT_NAMES  # noqa: E402
 from edgepose.variants import VARIANTS, get_variant  # noqa: E402
 
@@ -111,19 +114,110 @@ def test_fp16_relative_error(h4_ir, frame, tmp_path):
     assert json.loads((xml.parent / "model.json").read_text())["precision"] == "FP16"
 
 
-@pytest.mark.slow
-def test_int8_quantised_on_real_images(coco_mini, frame, tmp_path):
-    calib = sorted((coco_mini / "images").glob("*.jpg"))[:2]
-    xml = export_variant("H-4", tmp_path / "int8", random_init=True, precision="INT8", calib_images=calib)
+@pytest.fixture(scope="module")
+def unlabeled() -> Path:
+    """Real images of people kept apart from coco-mini: calibration data (coco-mini is for validation only)."""
+    return shared_path("data", "unlabeled")
+
+
+def int8_ops(xml) -> int:
+    return executed_int8_layers(ov.Core().compile_model(str(xml), "CPU", F32))
+
+
+def assert_quantised_same_function(xml, reference_xml, frame) -> None:
     model = ov.Core().read_model(str(xml))
     assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()) > 50
+    assert int8_ops(xml) > 50 and int8_ops(reference_xml) == 0
     heatmaps, embeddings = infer(xml, frame)
-    assert heatmaps.shape == (1, 17, 128, 192) and embeddings.shape == (1, 17, 128, 192, 1)
-    assert np.isfinite(heatmaps).all() and np.isfinite(embeddings).all()
-    ref_h, _ = torch_reference("H-4", frame)
-    # Quantised, yet still the same function: strongly correlated with the float model.
+    ref_h, ref_e = infer(reference_xml, frame)
+    assert heatmaps.shape == ref_h.shape and embeddings.shape == ref_e.shape
+    assert not np.array_equal(heatmaps, ref_h)  # really quantised
+    # Quantised, yet still the same function: strongly correlated with the float model on a real image.
     assert np.corrcoef(ref_h.ravel(), heatmaps.ravel())[0, 1] > 0.9
-    assert json.loads((xml.parent / "model.json").read_text())["precision"] == "INT8"
+    assert np.corrcoef(ref_e.ravel(), embeddings.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.slow
+def test_int8_export_quantised_on_real_images(unlabeled, h4_ir, frame, tmp_path):
+    calib = sorted(unlabeled.rglob("*.jpg"))[:2]
+    xml = export_variant("H-4", tmp_path / "int8", random_init=True, precision="INT8", calib_images=calib)
+    assert_quantised_same_function(xml, h4_ir, frame)
+    card = json.loads((xml.parent / "model.json").read_text())
+    assert card["precision"] == "INT8" and card["sha256"] == file_sha256(xml.with_suffix(".bin"))
+    assert card["int8"]["calibration"]["images"] == 2 and card["int8"]["calibration"]["short_side"] == 384
+    assert card["int8"]["source"] == {"precision": "FP32", "weights": "random-init seed 0"}
+
+
+@pytest.mark.slow
+def test_quantize_cli_records_calibration_and_ap_change(unlabeled, coco_mini, h4_ir, frame, tmp_path, capsys):
+    """An IR quantised on unlabeled images loads in the runtime, runs in INT8 and still computes its source's
+    function; the card records the calibration and the AP change on coco-mini as `edgepose eval` measures it."""
+    from edgepose.inference import PoseModel
+    from edgepose.registry import auto_eligible
+
+    out = tmp_path / "models" / "h4-int8"
+    main(["quantize", "--model", str(h4_ir.parent), "--calib", str(unlabeled), "--calib-images", "3",
+          "--ann", str(coco_mini / "person_keypoints.json"), "--images", str(coco_mini / "images"), "--out", str(out)])
+    card = json.loads((out / "model.json").read_text())
+    ap = card["int8"]["ap"]
+    assert capsys.readouterr().out == (f"wrote {out / 'model.xml'} (INT8, AP {ap['reference']:.3f} -> "
+                                       f"{ap['int8']:.3f} ({ap['change']:+.3f}))\n")
+    assert ap["dataset"] == "person_keypoints.json (32 images)"
+    assert ap["change"] == pytest.approx(ap["int8"] - ap["reference"], abs=1e-4)
+    assert card["name"] == "efficienthrnet-h-4-int8" and card["precision"] == "INT8"
+    assert card["sha256"] == file_sha256(out / "model.bin")
+    assert card["int8"]["source"] == {"name": "efficienthrnet-h-4", "precision": "FP32",
+                                      "sha256": file_sha256(h4_ir.with_suffix(".bin"))}
+    calibration = card["int8"]["calibration"]
+    assert calibration["images"] == 3 and calibration["from"] == str(unlabeled) and calibration["short_side"] == 384
+    assert sorted(p.name for p in out.parent.iterdir()) == ["h4-int8"]  # no temporary folder left
+    assert_quantised_same_function(out / "model.xml", h4_ir, frame)
+    poses_input = frame[0, :200, :300]
+    assert PoseModel(out / "model.xml").infer(np.ascontiguousarray(poses_input)).heatmaps.shape[0] == 17
+    assert auto_eligible(out / "model.xml") is (ap["change"] >= -0.01)
+
+
+@pytest.fixture()
+def int8_copy(h4_ir, tmp_path) -> Path:
+    """The H-4 IR with a card claiming INT8 (the check refuses it before reading the weights)."""
+    dest = tmp_path / "already-int8"
+    dest.mkdir()
+    for name in ("model.xml", "model.bin"):
+        (dest / name).write_bytes((h4_ir.parent / name).read_bytes())
+    card = json.loads((h4_ir.parent / "model.json").read_text())
+    (dest / "model.json").write_text(json.dumps(dict(card, precision="INT8")))
+    return dest
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--calib", "{coco}/images", "--ann", "{coco}/person_keypoints.json", "--images", "{coco}/images"],
+         "is the evaluation image"),
+        (["--calib", "{tmp}/nope"], "calibration folder"),
+        (["--calib", "{tmp}"], "INT8 export needs calibration images"),
+        (["--calib", "{unlabeled}", "--ann", "{coco}/person_keypoints.json"], "needs both --ann and --images"),
+        (["--calib", "{unlabeled}", "--model", "{int8}"], "is already INT8"),
+        (["--calib", "{unlabeled}", "--model", "{omz}"], "only edgepose exports"),
+        (["--calib", "{unlabeled}", "--model", "{tmp}/missing"], "model file not found"),
+    ],
+    ids=["calibrate-on-validation", "no-folder", "empty-folder", "ann-without-images", "already-int8", "omz",
+         "no-model"],
+)
+def test_quantize_bad_input_one_error_line_nothing_written(args, message, h4_ir, int8_copy, omz_model, coco_mini,
+                                                          unlabeled, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    paths = {"coco": coco_mini, "tmp": empty, "unlabeled": unlabeled, "int8": int8_copy, "omz": omz_model}
+    args = [a.format(**{k: str(v) for k, v in paths.items()}) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(h4_ir.parent)]
+    out_parent = tmp_path / "models"
+    code, out, err = run_cli(["quantize", *args, "--out", str(out_parent / "x")], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], err
+    assert not out_parent.exists()
 
 
 def test_int8_without_calibration_images_is_refused(tmp_path):

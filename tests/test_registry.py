@@ -211,3 +211,33 @@ def test_corrupted_bin_fails_the_published_checksum_and_leaves_nothing(isolated,
     res = subprocess.run([sys.executable, "-m", "edgepose", "run", "--source", "test", "--model", real.name,
                           "--output", "-", "--max-frames", "1"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "does not match the sha256" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "card, eligible",
+    [
+        ({"precision": "FP16"}, True),
+        ({"precision": "INT8", "int8": {"calibration": {"images": 64}}}, False),  # AP change never measured
+        ({"precision": "INT8", "int8": {"ap": {"reference": 0.40, "int8": 0.395, "change": -0.005}}}, True),
+        ({"precision": "INT8", "int8": {"ap": {"reference": 0.40, "int8": 0.37, "change": -0.03}}}, False),
+        ({"precision": "INT8", "int8": {"ap": {"reference": 0.40, "int8": 0.41, "change": 0.01}}}, True),
+    ],
+    ids=["fp16", "int8-unmeasured", "int8-small-loss", "int8-large-loss", "int8-gain"],
+)
+def test_auto_considers_int8_only_with_a_small_measured_ap_loss(card, eligible, isolated, h4_ir, monkeypatch):
+    """--model auto profiles only eligible models: an INT8 export needs its card's measured AP change."""
+    import json
+
+    from edgepose.config import AppConfig
+    from edgepose.registry import auto_eligible
+    from edgepose.service import run as run_mod
+
+    xml = install(h4_ir, isolated, "h4-variant")
+    full = json.loads((xml.parent / "model.json").read_text())
+    (xml.parent / "model.json").write_text(json.dumps({**full, **card}))
+    assert auto_eligible(xml) is eligible
+    seen = {}
+    monkeypatch.setattr("edgepose.registry.profiler.profile_models",
+                        lambda local, **kw: seen.update(local) or {n: prof(n, 30) for n in local})
+    run_mod.choose_model(AppConfig())
+    assert ("h4-variant" in seen) is eligible

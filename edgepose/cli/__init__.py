@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("edgepose.cli.run", "run", "Capture, infer, group and publish skeletons (the main job)."),
     "models": ("edgepose.cli.models", "models", "List, inspect, download and profile models."),
     "export": ("edgepose.cli.export", "export", "Export an EfficientHRNet variant to OpenVINO IR (train extra)."),
+    "quantize": ("edgepose.cli.export", "quantize", "INT8 copy of an IR, calibrated on real images (train extra)."),
     "eval": ("edgepose.cli.eval", "eval_cmd", "COCO keypoint evaluation of a model on an image folder."),
     "watch": ("edgepose.cli.watch", "watch", "Subscribe to edgepose topics and pretty-print them."),
     "config": ("edgepose.cli.config", "config", "Check and print configuration files."),

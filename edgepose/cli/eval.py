@@ -18,20 +18,13 @@ import click
 @click.option("--max-images", type=click.IntRange(min=1), help="Evaluate only the first N images (by id).")
 def eval_cmd(ann_file, images_dir, model_spec, flip, device, out_file, max_images) -> None:
     """Run a model over COCO-annotated images, write COCO results and print keypoint AP/AR."""
-    import cv2
-    from tqdm import tqdm
-
     from edgepose import registry
-    from edgepose.eval.coco import evaluate, image_list, poses_to_coco
     from edgepose.inference import load_model
-    from edgepose.service.predict import predict_image
+    from edgepose.service.predict import evaluate_model
 
-    images = image_list(ann_file, images_dir, max_images)
     model = load_model(registry.resolve(model_spec), device=device, mode="latency")
-    results = []
-    for image_id, path in tqdm(images, desc="eval", unit="img"):
-        results += poses_to_coco(image_id, predict_image(model, cv2.imread(str(path)), flip=flip))
-    metrics = evaluate(ann_file, results, image_ids=[i for i, _ in images], results_file=out_file)
-    click.echo(f"{len(results)} people in {len(images)} images -> {out_file}")
+    metrics, people, images = evaluate_model(model, ann_file, images_dir, flip=flip, max_images=max_images,
+                                             results_file=out_file, progress=True)
+    click.echo(f"{people} people in {images} images -> {out_file}")
     click.echo("  ".join(f"{name:>6}" for name in metrics))
     click.echo("  ".join(f"{value:6.3f}" for value in metrics.values()))

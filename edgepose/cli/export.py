@@ -1,6 +1,8 @@
-"""``edgepose export``: an EfficientHRNet variant to an OpenVINO IR the runtime executes (train extra)."""
+"""``edgepose export`` and ``edgepose quantize``: EfficientHRNet variants to the OpenVINO IRs the runtime executes (train extra)."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -44,3 +46,32 @@ def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_ta
         path = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
                               calib_images=calib, seed=seed, drop_stride2_tags=drop_stride2_tags)
     click.echo(f"wrote {path} ({v.name}, {precision.upper()}, {fmt})")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(),
+              help="An edgepose FP32/FP16 export: its folder or model.xml.")
+@click.option("--calib", required=True, type=click.Path(),
+              help="Folder of real images of people (searched recursively), never the evaluation images.")
+@click.option("--calib-images", type=click.IntRange(min=1), default=64, show_default=True,
+              help="How many images to calibrate on (spread evenly over the folder).")
+@click.option("--ann", "ann_file", type=click.Path(dir_okay=False),
+              help="COCO person_keypoints JSON: measure the AP change and record it in the card.")
+@click.option("--images", "eval_images", type=click.Path(file_okay=False), help="Images of --ann.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, e.g. models/NAME-int8/.")
+def quantize(model_dir, calib, calib_images, ann_file, eval_images, out) -> None:
+    """INT8 copy of an IR by NNCF post-training quantisation, calibrated on real images; with --ann/--images
+    the card records the AP change, which `--model auto` needs before it considers the INT8 model.
+
+    \b
+    edgepose quantize --model models/edgepose-h4 --calib ../shared/data/unlabeled \\
+        --ann coco/person_keypoints.json --images coco/images --out models/edgepose-h4-int8
+    """
+    try:
+        from edgepose.train.export import quantize_ir
+    except ImportError as exc:
+        raise EdgeposeError(f"quantize needs the train extra ({exc.name or exc}): pip install 'edgepose[train]'") from exc
+    path = quantize_ir(model_dir, out, calib, limit=calib_images, ann_file=ann_file, eval_images=eval_images)
+    ap = json.loads((path.parent / "model.json").read_text())["int8"].get("ap")
+    change = f", AP {ap['reference']:.3f} -> {ap['int8']:.3f} ({ap['change']:+.3f})" if ap else ""
+    click.echo(f"wrote {path} (INT8{change})")

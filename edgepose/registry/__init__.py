@@ -2,6 +2,7 @@
 
 from edgepose.registry.catalog import (
     ModelEntry,
+    auto_eligible,
     catalog,
     download_dir,
     find_local,
@@ -12,5 +13,5 @@ from edgepose.registry.catalog import (
     verify_local,
 )
 
-__all__ = ["ModelEntry", "catalog", "download_dir", "find_local", "local_models", "model_dirs", "resolve",
+__all__ = ["ModelEntry", "auto_eligible", "catalog", "download_dir", "find_local", "local_models", "model_dirs", "resolve",
            "variant_model_name", "verify_local"]

@@ -145,6 +145,23 @@ def untrained(xml: Path) -> bool:
     return str((read_card_json(xml) or {}).get("weights", "")).startswith("random-init")
 
 
+# COCO AP (0..1) an INT8 model may lose against the model it was quantised from and still be picked by auto.
+MAX_INT8_AP_LOSS = 0.01
+
+
+def auto_eligible(xml: Path) -> bool:
+    """Whether ``--model auto`` may pick this model: not an INT8 export unless its card records a measured AP
+    change (``edgepose quantize --ann``) losing at most MAX_INT8_AP_LOSS. Other models are eligible."""
+    try:
+        card = json.loads((xml.parent / "model.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return True
+    if str(card.get("precision", "")).upper() != "INT8":
+        return True
+    change = (card.get("int8") or {}).get("ap", {}).get("change")
+    return isinstance(change, (int, float)) and change >= -MAX_INT8_AP_LOSS
+
+
 def local_models() -> dict[str, Path]:
     """Known models present on this machine, plus any other model folder found in the model directories."""
     found = {name: p for name in catalog() if (p := find_local(name))}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathlib import Path
+
 from edgepose.inference import PoseModel
 from edgepose.types import NetOutput, Poses
 
@@ -29,3 +31,23 @@ def predict_image(model: PoseModel, image_bgr: np.ndarray, *, flip: bool = False
         width = image_bgr.shape[1]
         out = decode.flip_merge(_valid_part(out, width), _valid_part(mirrored, width))
     return decode.decode(out, params)
+
+
+def evaluate_model(model: PoseModel, ann_file: str | Path, images_dir: str | Path, *, flip: bool = False,
+                   max_images: int | None = None, results_file: str | Path | None = None,
+                   progress: bool = False) -> tuple[dict[str, float], int, int]:
+    """COCO keypoint metrics of ``model`` on the annotated images: (metrics, people found, images)."""
+    import cv2
+
+    from edgepose.eval.coco import evaluate, image_list, poses_to_coco
+
+    images = image_list(ann_file, images_dir, max_images)
+    ids = [i for i, _ in images]
+    if progress:
+        from tqdm import tqdm
+
+        images = tqdm(images, desc="eval", unit="img")
+    results = []
+    for image_id, path in images:
+        results += poses_to_coco(image_id, predict_image(model, cv2.imread(str(path)), flip=flip))
+    return evaluate(ann_file, results, image_ids=ids, results_file=results_file), len(results), len(ids)

@@ -72,7 +72,7 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
         return ModelChoice(name, xml, registry=not is_path)
     from edgepose.registry.profiler import DEFAULT_SIZE, profile_models, select
 
-    local = registry.local_models()
+    local = {name: xml for name, xml in registry.local_models().items() if registry.auto_eligible(xml)}
     if not local:
         raise EdgeposeError("--model auto found no model on this machine; export one (edgepose export --variant "
                             "H-4 ...) or pull one (edgepose models pull human-pose-estimation-0005)")

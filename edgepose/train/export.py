@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from edgepose.errors import ModelError
-from edgepose.inference.common import file_sha256
+from edgepose.inference.common import Geometry, file_sha256
 from edgepose.types import JOINT_NAMES
 from edgepose.variants import Variant, get_variant
 
@@ -38,7 +38,7 @@ STD_RGB = (0.229, 0.224, 0.225)
 PRECISIONS = ("FP32", "FP16", "INT8")
 # Spatial size of the trace example: small and non-square, so nothing square-only is baked into the graph.
 EXAMPLE_HW = (128, 192)
-CALIB_SUBSET = 16  # images NNCF calibrates on; post-training quantisation of BN-folded convs needs few
+CALIB_SUBSET = 64  # images NNCF calibrates on; post-training quantisation of BN-folded convs needs few
 CALIB_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -69,31 +69,142 @@ def to_openvino(net: torch.nn.Module):
     return model
 
 
-def calibration_frames(images: Path | Iterable[Path], hw: tuple[int, int], limit: int = CALIB_SUBSET) -> list[np.ndarray]:
-    """Real images as the runtime feeds them: BGR u8 [1, H, W, 3], resized to ``hw``."""
-    import cv2
-
-    if isinstance(images, (str, Path)):
-        folder = Path(images)
+def calibration_images(source: Path | Iterable[Path], limit: int) -> list[Path]:
+    """Up to ``limit`` image paths: a folder is searched recursively and sampled evenly over its sorted files,
+    so every sub-folder (source) is represented, not just the first one."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
         if not folder.is_dir():
             raise ModelError(f"calibration folder {folder} does not exist: give a folder of .jpg/.png images")
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in CALIB_EXTENSIONS)
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in CALIB_EXTENSIONS and p.is_file())
+    else:
+        paths = list(source)
+    if len(paths) > limit:
+        paths = [paths[round(i * (len(paths) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else paths[:1]
+    if not paths:
+        raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
+    return paths
+
+
+def calibration_frames(images: Path | Iterable[Path], short_side: int, divisor: int = MULTIPLE_OF,
+                       limit: int = CALIB_SUBSET) -> list[np.ndarray]:
+    """Real images exactly as the runtime feeds them: BGR u8 [1, H, W, 3], each scaled so its short side is
+    ``short_side`` and padded right/bottom to multiples of ``divisor`` (``Geometry``, as ``PoseModel`` does)."""
+    import cv2
+
     frames = []
-    for path in list(images)[:limit]:
+    for path in calibration_images(images, limit):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise ModelError(f"calibration image {path} cannot be read: remove it or convert it to JPEG/PNG")
-        frames.append(cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)[None])
-    if not frames:
-        raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
+        geometry = Geometry.for_frame(img.shape[1], img.shape[0], short_side, divisor)
+        frames.append(geometry.fill(img, geometry.new_buffer()))
     return frames
 
 
 def quantize_int8(model, frames: list[np.ndarray]):
     """NNCF post-training quantisation of the IR (preprocessing included) on real frames."""
+    import contextlib
+    import sys
+
     import nncf
 
-    return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
+    with contextlib.redirect_stdout(sys.stderr):  # its progress bars: stdout is the CLI's result line
+        return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
+
+
+def executed_int8_layers(compiled) -> int:
+    """Convolutions of a compiled model that the device really runs in 8-bit integers (its runtime precision)."""
+    return sum(op.get_rt_info()["runtimePrecision"].astype(str) in ("i8", "u8")
+               for op in compiled.get_runtime_model().get_ordered_ops()
+               if op.get_rt_info()["layerType"].astype(str) in ("Convolution", "GroupConvolution", "Deconvolution"))
+
+
+def int8_record(calib: Path | Iterable[Path], frames: list[np.ndarray], short_side: int, source: dict) -> dict:
+    """The card's ``int8`` entry: what was quantised, with what tool, on which images."""
+    import nncf
+
+    where = str(calib) if isinstance(calib, (str, Path)) else f"{len(frames)} listed files"
+    return {
+        "tool": f"nncf {nncf.__version__} post-training quantisation (default preset)",
+        "source": source,
+        "calibration": {"images": len(frames), "from": where, "short_side": short_side,
+                        "preprocessing": "as the runtime: short side scaled, padded right/bottom to /64"},
+    }
+
+
+def quantize_ir(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    calib_images: Path | Iterable[Path],
+    *,
+    limit: int = CALIB_SUBSET,
+    ann_file: str | Path | None = None,
+    eval_images: str | Path | None = None,
+) -> Path:
+    """Quantise an edgepose IR (FP32 or FP16) to INT8 into ``out_dir``; returns the new .xml.
+
+    Calibration runs on up to ``limit`` of ``calib_images`` preprocessed as the runtime does, at the short
+    side the card names. With ``ann_file``/``eval_images`` (a COCO keypoint set) both models are evaluated and
+    the AP change goes into the card (``int8.ap``), which ``--model auto`` requires before it picks an INT8
+    model; an evaluation image among the calibration images is refused (it would flatter the figure). The
+    write is atomic, as ``export_variant``'s.
+    """
+    import openvino as ov
+
+    from edgepose.inference.openvino import read_model_info
+
+    info = read_model_info(model_dir)
+    src = info.card
+    if info.kind != "edgepose" or not src:
+        raise ModelError(f"{info.path}: only edgepose exports (with a model.json card) can be quantised here")
+    if str(src.get("precision", "")).upper() == "INT8":
+        raise ModelError(f"{info.path} is already INT8: quantise its FP32/FP16 export instead")
+    if (ann_file is None) != (eval_images is None):
+        raise ModelError("measuring the AP change needs both --ann and --images")
+    paths = calibration_images(calib_images, limit)
+    if eval_images is not None:
+        _refuse_eval_images(paths, ann_file, eval_images)
+    frames = calibration_frames(paths, info.input_size, info.divisor, limit)
+    model = quantize_int8(ov.Core().read_model(info.path), frames)
+    source = {"name": info.name, "precision": src.get("precision"), "sha256": src.get("sha256")}
+    record = int8_record(calib_images, frames, info.input_size, source)
+
+    def write(tmp: Path) -> dict:
+        ov.save_model(model, tmp / "model.xml")
+        new = dict(src, name=f"{info.name}-int8", precision="INT8", sha256=file_sha256(tmp / "model.bin"),
+                   int8=record)
+        if ann_file is not None:
+            (tmp / "model.json").write_text(json.dumps(new))  # the runtime needs the card to load tmp's model
+            new["int8"]["ap"] = ap_change(info.path, tmp / "model.xml", ann_file, eval_images)
+        return new
+
+    _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
+    return Path(out_dir) / "model.xml"
+
+
+def ap_change(reference_xml: Path, int8_xml: Path, ann_file: str | Path, images: str | Path) -> dict:
+    """AP of both models on a COCO keypoint set, as ``edgepose eval`` measures it (single scale, no flip)."""
+    from edgepose.inference.openvino import PoseModel
+    from edgepose.service.predict import evaluate_model
+
+    aps = {}
+    for key, xml in (("reference", reference_xml), ("int8", int8_xml)):
+        metrics, _, count = evaluate_model(PoseModel(xml), ann_file, images)
+        aps[key] = round(metrics["AP"], 4)
+    return {"dataset": f"{Path(ann_file).name} ({count} images)", "reference": aps["reference"],
+            "int8": aps["int8"], "change": round(aps["int8"] - aps["reference"], 4)}
+
+
+def _refuse_eval_images(calib: list[Path], ann_file: str | Path, images: str | Path) -> None:
+    """ModelError if a calibration image has the same bytes as an evaluation image."""
+    from edgepose.eval.coco import image_list
+
+    held_out = {file_sha256(path): path for _, path in image_list(ann_file, images)}
+    for path in calib:
+        if file_sha256(path) in held_out:
+            raise ModelError(f"calibration image {path} is the evaluation image {held_out[file_sha256(path)].name}: "
+                             "calibrate on other images (e.g. ../shared/data/unlabeled)")
 
 
 def tiny_weights_to_fp16(model, min_size: int = 1024) -> int:
@@ -131,6 +242,12 @@ def trained_input_size(weights: str | Path | None) -> int | None:
     return int(config["input_size"]) if isinstance(config, dict) and config.get("input_size") else None
 
 
+def runtime_short_side(variant: Variant, input_size: int | None) -> int:
+    """The short side the runtime scales frames to: the trained size rounded up to a multiple of 64, as the
+    official test code does, else the variant's test size."""
+    return -(-input_size // MULTIPLE_OF) * MULTIPLE_OF if input_size else variant.test_short_side
+
+
 def card(variant: Variant, precision: str, weights: str, bin_sha256: str, input_size: int | None = None) -> dict:
     """The ``model.json`` the runtime reads beside ``model.xml``.
 
@@ -140,14 +257,13 @@ def card(variant: Variant, precision: str, weights: str, bin_sha256: str, input_
     from edgepose.train.counting import count_params_macs
 
     counts = count_params_macs(variant)
-    test_short_side = -(-input_size // MULTIPLE_OF) * MULTIPLE_OF if input_size else variant.test_short_side
     return {
         "format": CARD_FORMAT,
         "version": CARD_VERSION,
         "name": f"efficienthrnet-{variant.name.lower()}",
         "variant": variant.name,
         "input_size": input_size or variant.input_size,
-        "test_short_side": test_short_side,
+        "test_short_side": runtime_short_side(variant, input_size),
         "multiple_of": MULTIPLE_OF,
         "input": {"name": "image", "layout": "NHWC", "color": "BGR", "dtype": "u8"},
         "outputs": {"heatmaps": {"stride": 2}, "embeddings": {"stride": 2}},
@@ -191,8 +307,8 @@ def export_variant(
     if precision == "INT8":  # read the calibration set first: a bad folder fails before minutes of work
         if calib_images is None:
             raise ModelError("INT8 export needs calibration images: pass --calib with a folder of real photos of people")
-        side = variant.test_short_side
-        frames = calibration_frames(calib_images, (side, side))
+        side = runtime_short_side(variant, trained_input_size(weights))
+        frames = calibration_frames(calib_images, side)
     net, source = _network(variant, weights, random_init, seed, drop_stride2_tags)
 
     model = to_openvino(net)
@@ -204,7 +320,10 @@ def export_variant(
 
     def write(tmp: Path) -> dict:
         ov.save_model(model, tmp / "model.xml", compress_to_fp16=precision == "FP16")
-        return card(variant, precision, source, file_sha256(tmp / "model.bin"), trained_input_size(weights))
+        info = card(variant, precision, source, file_sha256(tmp / "model.bin"), trained_input_size(weights))
+        if frames is not None:
+            info["int8"] = int8_record(calib_images, frames, side, {"precision": "FP32", "weights": source})
+        return info
 
     _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
     return Path(out_dir) / "model.xml"
@@ -300,6 +419,9 @@ def _write_export(out_dir: Path, card_format: str, names: tuple[str, ...], write
     _check_same_format(out_dir / "model.json", card_format)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide a renamed folder from the service's user
     try:
         info = write(tmp)
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
