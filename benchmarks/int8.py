@@ -102,15 +102,15 @@ def main() -> int:
                   f"{np.percentile(t, 90):.1f} ms; {describe(m)}")
         ratio = np.array(times["FP16"]) / np.array(times["INT8"])
         apc = card["int8"]["ap"]
-        rows.append((label, net, np.median(times["FP16"]), np.median(times["INT8"]), np.median(ratio),
-                     np.percentile(ratio, 10), np.percentile(ratio, 90), apc))
+        rows.append((label, card.get("weights", "?"), net, np.median(times["FP16"]), np.median(times["INT8"]),
+                     np.median(ratio), np.percentile(ratio, 10), np.percentile(ratio, 90), apc))
     print(f"\n{'model':<5} {'net':>8} {'FP16 ms':>8} {'INT8 ms':>8} {'speed-up':>9} {'p10-p90':>11} "
           f"{'AP FP16':>8} {'AP INT8':>8} {'AP change':>9}")
-    for label, net, f16, i8, r, r10, r90, apc in rows:
+    for label, _, net, f16, i8, r, r10, r90, apc in rows:
         print(f"{label:<5} {net[0]:>4}x{net[1]:<3} {f16:8.1f} {i8:8.1f} {r:8.2f}x {r10:5.2f}-{r90:<5.2f} "
               f"{apc['reference']:8.3f} {apc['int8']:8.3f} {apc['change']:+9.3f}")
-    print(f"\nAP on {apc['dataset']}; H-2 has {'the given' if args.h2 else 'random'} weights. Speed-ups are "
-          "interleaved ratios; on a shared machine absolute ms are inflated, the ratios are what count.")
+    print(f"\nAP on {apc['dataset']}, single scale. Weights: " + "; ".join(f"{r[0]} {r[1]}" for r in rows))
+    print("Speed-ups are interleaved ratios; on a shared machine absolute ms are inflated, the ratios count.")
     return 0
 
 

@@ -306,7 +306,11 @@ class InferenceHead(nn.Module):
         out0, out1 = self.net(x)
         # The stride-2 deconvolution makes out1 exactly twice out0's size; a scale factor (not a size) keeps
         # H and W dynamic in the exported graph.
-        up = F.interpolate(out0, scale_factor=2.0, mode="bilinear", align_corners=False)
-        heatmaps = (up[:, :NUM_JOINTS] + out1) / 2.0
-        embeddings = up[:, NUM_JOINTS:].unsqueeze(-1)
-        return heatmaps, embeddings
+        # Split before upsampling (bilinear works per channel, so the result is the same): a 34-channel split
+        # at H/2 runs in OpenVINO's slow reference kernel on AVX2 (17 is no multiple of its 8-channel blocks).
+        heat0, tags0 = out0[:, :NUM_JOINTS], out0[:, NUM_JOINTS:]
+
+        def up(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+        return (up(heat0) + out1) / 2.0, up(tags0).unsqueeze(-1)
