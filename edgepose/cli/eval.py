@@ -19,12 +19,13 @@ import click
 def eval_cmd(ann_file, images_dir, model_spec, flip, device, out_file, max_images) -> None:
     """Run a model over COCO-annotated images, write COCO results and print keypoint AP/AR."""
     from edgepose import registry
+    from edgepose.eval.coco import image_list
     from edgepose.inference import load_model
     from edgepose.service.predict import evaluate_model
 
+    images = image_list(ann_file, images_dir, max_images)
     model = load_model(registry.resolve(model_spec), device=device, mode="latency")
-    metrics, people, images = evaluate_model(model, ann_file, images_dir, flip=flip, max_images=max_images,
-                                             results_file=out_file, progress=True)
-    click.echo(f"{people} people in {images} images -> {out_file}")
+    metrics, people = evaluate_model(model, ann_file, images, flip=flip, results_file=out_file, progress=True)
+    click.echo(f"{people} people in {len(images)} images -> {out_file}")
     click.echo("  ".join(f"{name:>6}" for name in metrics))
     click.echo("  ".join(f"{value:6.3f}" for value in metrics.values()))

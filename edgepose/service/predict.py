@@ -33,15 +33,14 @@ def predict_image(model: PoseModel, image_bgr: np.ndarray, *, flip: bool = False
     return decode.decode(out, params)
 
 
-def evaluate_model(model: PoseModel, ann_file: str | Path, images_dir: str | Path, *, flip: bool = False,
-                   max_images: int | None = None, results_file: str | Path | None = None,
-                   progress: bool = False) -> tuple[dict[str, float], int, int]:
-    """COCO keypoint metrics of ``model`` on the annotated images: (metrics, people found, images)."""
+def evaluate_model(model: PoseModel, ann_file: str | Path, images: list[tuple[int, Path]], *, flip: bool = False,
+                   results_file: str | Path | None = None, progress: bool = False) -> tuple[dict[str, float], int]:
+    """COCO keypoint metrics of ``model`` on ``images`` ((id, path) from ``eval.coco.image_list``, read first so
+    a bad annotation file fails before a model is loaded): (metrics, people found)."""
     import cv2
 
-    from edgepose.eval.coco import evaluate, image_list, poses_to_coco
+    from edgepose.eval.coco import evaluate, poses_to_coco
 
-    images = image_list(ann_file, images_dir, max_images)
     ids = [i for i, _ in images]
     if progress:
         from tqdm import tqdm
@@ -50,4 +49,4 @@ def evaluate_model(model: PoseModel, ann_file: str | Path, images_dir: str | Pat
     results = []
     for image_id, path in images:
         results += poses_to_coco(image_id, predict_image(model, cv2.imread(str(path)), flip=flip))
-    return evaluate(ann_file, results, image_ids=ids, results_file=results_file), len(results), len(ids)
+    return evaluate(ann_file, results, image_ids=ids, results_file=results_file), len(results)

@@ -185,14 +185,14 @@ def quantize_ir(
 
 def ap_change(reference_xml: Path, int8_xml: Path, ann_file: str | Path, images: str | Path) -> dict:
     """AP of both models on a COCO keypoint set, as ``edgepose eval`` measures it (single scale, no flip)."""
+    from edgepose.eval.coco import image_list
     from edgepose.inference.openvino import PoseModel
     from edgepose.service.predict import evaluate_model
 
-    aps = {}
-    for key, xml in (("reference", reference_xml), ("int8", int8_xml)):
-        metrics, _, count = evaluate_model(PoseModel(xml), ann_file, images)
-        aps[key] = round(metrics["AP"], 4)
-    return {"dataset": f"{Path(ann_file).name} ({count} images)", "reference": aps["reference"],
+    entries = image_list(ann_file, images)
+    aps = {key: round(evaluate_model(PoseModel(xml), ann_file, entries)[0]["AP"], 4)
+           for key, xml in (("reference", reference_xml), ("int8", int8_xml))}
+    return {"dataset": f"{Path(ann_file).name} ({len(entries)} images)", "reference": aps["reference"],
             "int8": aps["int8"], "change": round(aps["int8"] - aps["reference"], 4)}
 
 
