@@ -155,8 +155,13 @@ def test_quantize_cli_records_calibration_and_ap_change(unlabeled, coco_mini, h4
     from edgepose.inference import PoseModel
     from edgepose.registry import auto_eligible
 
+    src = tmp_path / "h4-fp32"  # the session's H-4 with a measured AP in its card, which auto ranks by
+    src.mkdir()
+    for name in ("model.xml", "model.bin"):
+        (src / name).write_bytes((h4_ir.parent / name).read_bytes())
+    (src / "model.json").write_text(json.dumps({**json.loads((h4_ir.parent / "model.json").read_text()), "ap": 40.0}))
     out = tmp_path / "models" / "h4-int8"
-    main(["quantize", "--model", str(h4_ir.parent), "--calib", str(unlabeled), "--calib-images", "3",
+    main(["quantize", "--model", str(src), "--calib", str(unlabeled), "--calib-images", "3",
           "--ann", str(coco_mini / "person_keypoints.json"), "--images", str(coco_mini / "images"), "--out", str(out)])
     card = json.loads((out / "model.json").read_text())
     ap = card["int8"]["ap"]
@@ -164,6 +169,7 @@ def test_quantize_cli_records_calibration_and_ap_change(unlabeled, coco_mini, h4
                                        f"{ap['int8']:.3f} ({ap['change']:+.3f}))\n")
     assert ap["dataset"] == "person_keypoints.json (32 images)"
     assert ap["change"] == pytest.approx(ap["int8"] - ap["reference"], abs=1e-4)
+    assert card["ap"] == pytest.approx(40.0 + 100 * ap["change"])  # the source's AP moved by the measured change
     assert card["name"] == "efficienthrnet-h-4-int8" and card["precision"] == "INT8"
     assert card["sha256"] == file_sha256(out / "model.bin")
     assert card["int8"]["source"] == {"name": "efficienthrnet-h-4", "precision": "FP32",

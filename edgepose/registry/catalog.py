@@ -152,10 +152,7 @@ MAX_INT8_AP_LOSS = 0.01
 def auto_eligible(xml: Path) -> bool:
     """Whether ``--model auto`` may pick this model: not an INT8 export unless its card records a measured AP
     change (``edgepose quantize --ann``) losing at most MAX_INT8_AP_LOSS. Other models are eligible."""
-    try:
-        card = json.loads((xml.parent / "model.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return True
+    card = read_card_json(xml) or {}
     if str(card.get("precision", "")).upper() != "INT8":
         return True
     change = (card.get("int8") or {}).get("ap", {}).get("change")
