@@ -1,5 +1,6 @@
-"""The runtime never needs torch: with torch made unimportable, edgepose still imports, describes its models
-and runs an exported EfficientHRNet IR; the torch-only commands say what to install instead of a traceback."""
+"""The runtime never needs torch (nor NNCF): with both made unimportable, edgepose still imports, describes its
+models and runs an exported EfficientHRNet IR; the torch-only commands say what to install instead of a
+traceback."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import edgepose
 SCRIPT = r"""
 import importlib, json, pkgutil, sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
+sys.modules["nncf"] = None  # nor does it need NNCF (quantisation is the train extra's)
 import cv2
 import edgepose, edgepose.variants, edgepose.types
 from edgepose.cli import main
