@@ -55,12 +55,21 @@ class Frame:
     index: 0-based position in the source's stream (counts every frame the source produced, dropped ones too).
     timestamp_ns: time.monotonic_ns() when the frame was captured (latency measurements).
     wall_time_ns: time.time_ns() when the frame was captured (what subscribers see).
+    media_ns: for a file, the frame's place in the file's own timeline (its presentation time; GStreamer backend);
+        None for live sources. ``clock_ns`` is what tracking and analytics step by, so a file gives the same people, tracks
+        and events however fast or unevenly the machine processes it.
     """
 
     image: np.ndarray
     index: int
     timestamp_ns: int
     wall_time_ns: int
+    media_ns: int | None = None
+
+    @property
+    def clock_ns(self) -> int:
+        """The frame's time for motion and durations: the file's timeline, else the capture time."""
+        return self.timestamp_ns if self.media_ns is None else self.media_ns
 
     @property
     def size(self) -> tuple[int, int]:

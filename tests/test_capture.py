@@ -64,6 +64,9 @@ def test_file_yields_every_frame_in_order(request, fixture, count):
     assert [f.index for f in frames] == list(range(count))
     stamps = [f.timestamp_ns for f in frames]
     assert stamps == sorted(stamps)
+    # The file's own timeline (15 fps), whatever the reading speed: what tracking and analytics step by.
+    assert [f.clock_ns for f in frames] == [f.media_ns for f in frames]
+    assert np.allclose(np.diff([f.media_ns for f in frames]), 1e9 / 15, atol=1e6)
     image = frames[0].image
     assert image.shape == (270, 480, 3) and image.dtype == np.uint8
     assert image.flags.c_contiguous and image.flags.writeable
@@ -156,6 +159,7 @@ def test_test_pattern_is_live_and_yields_frames():
         time.sleep(0.3)  # ~9 frames go by: a live source keeps only the newest
         late = next(source)
         assert source.dropped >= 5
+    assert all(f.media_ns is None and f.clock_ns == f.timestamp_ns for f in frames)  # live: capture time
     assert all(f.image.shape == (480, 640, 3) for f in frames)
     assert frames[-1].image.std() > 10  # a real picture, not a blank buffer
     assert [f.index for f in frames] == sorted({f.index for f in frames})
@@ -405,6 +409,8 @@ def test_loop_restarts_a_file_and_keeps_counting(video_classroom):
     assert [f.index for f in frames] == list(range(100))
     first, again = frames[0].image.astype(int), frames[45].image.astype(int)
     assert np.abs(first - again).mean() < 2  # frame 45 is the first frame again
+    steps = np.diff([f.media_ns for f in frames])
+    assert np.allclose(steps, 1e9 / 15, atol=1e6)  # the timeline runs on across each restart
 
 
 def test_loop_is_for_files_only():

@@ -4,7 +4,7 @@ A stage beside ``track`` and ``publish`` (it imports neither): it reads the ``Po
 returns plain data, which the service hands to the publishers.
 
     analytics = Analytics(source_cfg.zones, source_cfg.lines, source_cfg.rules)
-    events = analytics.update(poses, frame.size, frame.timestamp_ns, frame.wall_time_ns, left=update.left)
+    events = analytics.update(poses, frame.size, frame.clock_ns, frame.wall_time_ns, left=update.left)
     analytics.counters()   # {"zones": {name: {"count", "crowded"}}, "lines": {name: {"in", "out"}}, ...}
 """
 

@@ -56,6 +56,8 @@ class GstFrameSource(FrameSource):
                  loop: bool = False):
         super().__init__(spec, description, timeout)
         self._loop = loop
+        self._media_offset = 0  # added to presentation times so a looped file's timeline keeps going forward
+        self._first_pts: int | None = None  # a file's first frame need not be at 0 (edit lists, B-frames)
         self._eos = False
         self._pulled = 0
         self._caps = None
@@ -128,6 +130,7 @@ class GstFrameSource(FrameSource):
     def _rewind(self) -> bool:
         """Seek a finished file back to its start (``loop``); frame indices keep counting up."""
         self._eos = False
+        self._media_offset = self._last_media_ns + round(1e9 / (self._fps or 30.0)) - (self._first_pts or 0)
         flags = Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT
         return bool(self._pipeline.seek_simple(Gst.Format.TIME, flags, 0))
 
@@ -177,7 +180,12 @@ class GstFrameSource(FrameSource):
             # Rows may be padded to a multiple of 4 bytes (e.g. width 482 BGR -> stride 1448): drop the padding.
             rows = data[: info.stride[0] * info.height].reshape(info.height, info.stride[0])[:, : info.width * 3]
             image = rows.reshape(info.height, info.width, 3).copy(order="C")
-        return self._make_frame(image, index, mono, wall)
+        pts = buffer.pts
+        media = None
+        if pts != Gst.CLOCK_TIME_NONE:
+            self._first_pts = pts if self._first_pts is None else self._first_pts
+            media = self._media_offset + pts
+        return self._make_frame(image, index, mono, wall, media)
 
     def _release(self) -> None:
         if self._slot is not None:

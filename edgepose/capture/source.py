@@ -170,6 +170,7 @@ class FrameSource(ABC):
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self._last_ns = 0
+        self._last_media_ns = -1
         self._live = spec.live
         self._fps: float | None = None
         self._size: tuple[int, int] | None = None
@@ -266,15 +267,23 @@ class FrameSource(ABC):
             self.close()
             raise
 
-    def _make_frame(self, image, index: int, monotonic_ns: int | None = None, wall_ns: int | None = None) -> Frame:
-        """A Frame stamped now (or at the given capture time), with timestamps never going backwards."""
+    def _make_frame(self, image, index: int, monotonic_ns: int | None = None, wall_ns: int | None = None,
+                    media_ns: int | None = None) -> Frame:
+        """A Frame stamped now (or at the given capture time), with timestamps never going backwards; a file's
+        frames also carry their presentation time where the backend gives one (``media_ns``, strictly increasing;
+        None for live sources)."""
         mono = time.monotonic_ns() if monotonic_ns is None else monotonic_ns
         wall = time.time_ns() if wall_ns is None else wall_ns
         mono = max(mono, self._last_ns)
         self._last_ns = mono
+        if self._live or media_ns is None:
+            media_ns = None
+        else:
+            media_ns = max(int(media_ns), self._last_media_ns + 1)
+            self._last_media_ns = media_ns
         if self._size is None:
             self._size = (int(image.shape[1]), int(image.shape[0]))
-        return Frame(image=image, index=index, timestamp_ns=mono, wall_time_ns=wall)
+        return Frame(image=image, index=index, timestamp_ns=mono, wall_time_ns=wall, media_ns=media_ns)
 
     def _check_timeout(self, started: float) -> None:
         """Raise SourceError when no frame came for ``timeout`` seconds since ``started`` (monotonic s)."""

@@ -185,10 +185,10 @@ class SourceWorker:
         d = self.cfg.decode
         poses = keep_people(self.decoder(out), d.joint_threshold, d.min_joints, d.min_score)
         decode_ms = (time.perf_counter() - t0) * 1e3
-        update = self.counter.update(poses, frame.timestamp_ns)
+        update = self.counter.update(poses, frame.clock_ns)
         analytics = None
         if self.analytics is not None:
-            events = self.analytics.update(update.poses, frame.size, frame.timestamp_ns, frame.wall_time_ns,
+            events = self.analytics.update(update.poses, frame.size, frame.clock_ns, frame.wall_time_ns,
                                            update.left)
             analytics = (events, self.analytics.counters())
         return FrameResult(frame, update.poses, inference_ms, decode_ms, 0.0, update.entered, update.left,

@@ -1,7 +1,7 @@
 """Tracking: stable per-person `track_id` across frames, and entered/left events.
 
     tracker = Tracker("oks")
-    update = tracker.update(poses, frame.timestamp_ns)
+    update = tracker.update(poses, frame.clock_ns)
     update.poses.track_id, update.entered, update.left
 """
 

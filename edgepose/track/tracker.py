@@ -196,8 +196,8 @@ class Tracker:
     def update(self, poses: Poses, timestamp_ns: int | None = None) -> TrackUpdate:
         """Track the people of the next frame.
 
-        timestamp_ns: capture time (e.g. `Frame.timestamp_ns`); velocities are then per second, which keeps
-            prediction right when frames are dropped. Without it, each update is one time step. Give it on
+        timestamp_ns: the frame's time (`Frame.clock_ns`: a file's own timeline, else capture time); velocities
+            are then per second, which keeps prediction right when frames are dropped. Without it, each update is one time step. Give it on
             every update or on none.
         """
         if not isinstance(poses, Poses):
