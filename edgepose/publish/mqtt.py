@@ -231,10 +231,14 @@ class _SourceChannel:
             log.warning("MQTT source %s reconnected to %s:%s", self.source_id, self.config.host, self.config.port)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # A packet went out: if nothing else waits now, the waiting snapshot may go.
-        if self.pending_snapshot is not None:
-            with self.lock:
+        # A packet went out: if nothing else waits now, the waiting snapshot may go. paho calls this for QoS 1
+        # acks while holding its message lock, and a caller holding ours may be waiting for that lock inside
+        # client.publish: never wait here. If the caller has ours, the next packet out tries again.
+        if self.pending_snapshot is not None and self.lock.acquire(blocking=False):
+            try:
                 self._send_pending_snapshot()
+            finally:
+                self.lock.release()
 
     def _send_pending_snapshot(self) -> None:
         if self.pending_snapshot is not None and self.connected and self.unsent_packets() == 0:
