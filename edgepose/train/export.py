@@ -247,8 +247,10 @@ def trained_input_size(weights: str | Path | None) -> int | None:
 
 def runtime_short_side(variant: Variant, input_size: int | None) -> int:
     """The short side the runtime scales frames to: the trained size rounded up to a multiple of 64, as the
-    official test code does, else the variant's test size."""
-    return -(-input_size // MULTIPLE_OF) * MULTIPLE_OF if input_size else variant.test_short_side
+    official test code does (validation's own rule), else the variant's test size."""
+    from edgepose.train.validate import test_short_side
+
+    return test_short_side(input_size) if input_size else variant.test_short_side
 
 
 def card(variant: Variant, precision: str, weights: str, bin_sha256: str, input_size: int | None = None) -> dict:
