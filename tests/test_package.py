@@ -32,7 +32,7 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in BUILD_INPUTS:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.png", "*.jpg"))
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
         else:
             shutil.copy2(REPO / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -47,7 +47,8 @@ def test_wheel_carries_model_schema_and_dashboard(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"edgepose/models/edgepose-h4/{f}" for f in ("model.xml", "model.bin", "model.json")} <= names
     assert {"edgepose/publish/schema.json", "edgepose/dashboard/static/app.js", "edgepose/registry/manifest.json",
-            "edgepose/capture/pipelines/file.pipeline"} <= names
+            "edgepose/capture/pipelines/file.pipeline", "edgepose/registry/people/SOURCES.md"} <= names
+    assert len([n for n in names if n.startswith("edgepose/registry/people/") and n.endswith(".jpg")]) == 8
     assert not [n for n in names if n.startswith(("tests/", "models/", "benchmarks/"))]
 
 

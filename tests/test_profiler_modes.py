@@ -39,6 +39,14 @@ def test_a_self_trained_export_ranks_by_its_card_never_by_the_paper(isolated):
     assert expected_ap("efficienthrnet-h-3") == -1.0  # untrained: a stale figure does not count either
 
 
+def test_the_profiler_times_grouping_on_shipped_frames_with_people():
+    from edgepose.registry.profiler import people_frames
+
+    frames = people_frames()
+    assert len(frames) == 8  # from the package, so a machine without the sample videos measures the same
+    assert all(f.shape == (270, 480, 3) and 40 < f.mean() < 220 for f in frames)
+
+
 def test_effective_fps_follows_the_mode_and_the_sources():
     common = dict(model="m", device="CPU", frame_size=(640, 480), network_size=(640, 448), precision="f32",
                   latency_ms_p50=40.0, latency_ms_p90=50.0, throughput_fps=50.0, overhead_ms=10.0, measured_at=0.0)
@@ -61,5 +69,5 @@ def test_auto_profiles_the_configured_mode_sources_and_frames_with_people(isolat
     choice = choose_model(cfg, (480, 270), profiles_out=rows)
     assert "site-h4" in rows and choice.name in rows
     for p in rows.values():
-        assert (p.mode, p.sources, p.frames, p.precision) == (mode, 2, "video", "f32")
-        assert p.overhead_ms > 0  # grouping measured on the people of the sample video
+        assert (p.mode, p.sources, p.precision) == (mode, 2, "f32")
+        assert p.overhead_ms > 0  # grouping measured on the shipped frames with people

@@ -3,10 +3,10 @@ that keeps up with the target frame rate (or latency), explain the choice, and r
 
 Each model is measured as it will run: in the configured inference mode (one synchronous request, or the async
 queue), with the configured precision hint, shared by the configured number of sources, and with the grouping
-cost measured on frames with people (the service passes sample-video frames; random noise is the fallback and
-the profile says so). A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO
-version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and what
-frames were fed; any change re-profiles. Selection rule:
+cost measured on frames with people (``people_frames``: stills of two standing and four seated people, shipped
+with the package, so a user's machine measures what this one does). A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO
+version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and the set of
+people frames; any change re-profiles. Selection rule:
   * effective fps (per source): latency mode 1000 / ((latency p50 + overhead_ms) * sources), as the sources take
     turns on one request; throughput mode 1000 / (1000 / throughput_fps + overhead_ms) / sources; overhead =
     measured grouping;
@@ -27,7 +27,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -36,6 +36,14 @@ from edgepose.inference.common import file_sha256
 from edgepose.registry.catalog import ModelEntry, catalog, find_local, read_card_json, untrained
 
 DEFAULT_SIZE = (640, 480)
+PEOPLE = Path(__file__).with_name("people")  # frames with people for the grouping cost (SOURCES.md there)
+
+
+def people_frames() -> list[np.ndarray]:
+    """The shipped frames with people (BGR), in file-name order."""
+    import cv2
+
+    return [cv2.imread(str(p)) for p in sorted(PEOPLE.glob("*.jpg"))]
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,6 @@ class Profile:
     measured_at: float
     mode: str = "throughput"  # the inference mode measured
     sources: int = 1  # sources sharing the model; effective_fps is per source
-    frames: str = "noise"  # what was fed: "video" (frames with people) or "noise"
 
     @property
     def effective_fps(self) -> float:
@@ -116,14 +123,14 @@ def cache_file() -> Path:
 
 
 def profile_key(xml: Path, device: str, frame_size: tuple[int, int], *, mode: str = "throughput", sources: int = 1,
-                precision_hint: str | None = None, frames: str = "noise") -> str:
+                precision_hint: str | None = None) -> str:
     import openvino as ov
 
     # Both files: Intel's 0005/0006/0007 share one weight layout, only the topology (input size) differs.
     parts = [device_name(device), cpu_model(), ov.get_version(), file_sha256(Path(xml)),
              file_sha256(Path(xml).with_suffix(".bin")),
              f"{frame_size[0]}x{frame_size[1]}", os.environ.get("EDGEPOSE_PRECISION_HINT", ""),
-             mode, str(sources), precision_hint or "", frames]
+             mode, str(sources), precision_hint or "", ",".join(p.name for p in sorted(PEOPLE.glob("*.jpg")))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -153,23 +160,19 @@ class ProfileCache:
 def measure(xml: Path, name: str, *, device: str = "CPU", frame_size: tuple[int, int] = DEFAULT_SIZE,
             warmup: int = 2, iterations: int = 10, cache_dir: str | Path | None = None,
             postprocess: Callable | None = None, mode: str = "throughput", sources: int = 1,
-            precision_hint: str | None = None, frames: Sequence[np.ndarray] | None = None) -> Profile:
+            precision_hint: str | None = None) -> Profile:
     """Warm up, then time ``mode`` as the service runs it and the per-frame overhead.
 
     latency: synchronous requests one after the other (median and p90 latency); throughput: the async queue kept
     full (frames per second, and each frame's submit-to-result latency). ``postprocess(NetOutput)`` is what the
-    pipeline does after inference (grouping), timed on the outputs of ``frames`` (BGR images, resized to
-    ``frame_size``; seeded noise without them); the service passes the decoder so this module stays independent
-    of it.
+    pipeline does after inference (grouping), timed on the outputs of ``people_frames`` resized to ``frame_size``;
+    the service passes the decoder so this module stays independent of it.
     """
     import cv2
 
     w, h = frame_size
-    if frames:
-        images = [f if f.shape[1::-1] == (w, h) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-                  for f in frames]
-    else:
-        images = [np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)]
+    images = [f if f.shape[1::-1] == (w, h) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+              for f in people_frames()]
     model = PoseModel(xml, device=device, mode=mode, cache_dir=cache_dir, precision_hint=precision_hint)
     model.prepare(w, h)
     for i in range(warmup):
@@ -208,7 +211,7 @@ def measure(xml: Path, name: str, *, device: str = "CPU", frame_size: tuple[int,
         precision=model.runtime_precision(),
         latency_ms_p50=round(float(np.median(latencies)), 3), latency_ms_p90=round(float(np.percentile(latencies, 90)), 3),
         throughput_fps=round(throughput, 3), overhead_ms=round(float(np.median(overhead)), 3), measured_at=time.time(),
-        mode=mode, sources=sources, frames="video" if frames else "noise",
+        mode=mode, sources=sources,
     )
 
 
@@ -216,19 +219,17 @@ def profile_models(models: dict[str, Path], *, device: str = "CPU", frame_size: 
                    reprofile: bool = False, iterations: int = 10, cache: ProfileCache | None = None,
                    progress: Callable | None = None, cache_dir: str | Path | None = None,
                    postprocess: Callable | None = None, mode: str = "throughput", sources: int = 1,
-                   precision_hint: str | None = None, frames: Sequence[np.ndarray] | None = None
-                   ) -> dict[str, Profile]:
+                   precision_hint: str | None = None) -> dict[str, Profile]:
     """Profiles of ``models`` (name -> .xml), from the cache where still valid, measured otherwise (see measure)."""
     cache = cache or ProfileCache()
     out = {}
     for name, xml in models.items():
-        key = profile_key(xml, device, frame_size, mode=mode, sources=sources, precision_hint=precision_hint,
-                          frames="video" if frames else "noise")
+        key = profile_key(xml, device, frame_size, mode=mode, sources=sources, precision_hint=precision_hint)
         profile = None if reprofile else cache.get(key)
         if profile is None:
             profile = measure(xml, name, device=device, frame_size=frame_size, iterations=iterations,
                               cache_dir=cache_dir, postprocess=postprocess, mode=mode, sources=sources,
-                              precision_hint=precision_hint, frames=frames)
+                              precision_hint=precision_hint)
             cache.put(key, profile)
         out[name] = profile
         if progress:

@@ -8,22 +8,6 @@ from pathlib import Path
 from edgepose.errors import EdgeposeError
 from edgepose.registry import local_models
 
-# Two people standing full-body in every frame: grouping costs what it costs on real people, not on noise.
-SAMPLE_VIDEO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video" / "store-aisle-detection.mp4"
-
-
-def people_frames(count: int = 10, video: Path = SAMPLE_VIDEO) -> list:
-    """``count`` frames spread over the sample video for the profiler, or [] when it is not here (the profiler
-    then feeds noise and its profiles say so)."""
-    if not video.exists():
-        return []
-    from edgepose.capture import open_source
-
-    with open_source(str(video)) as src:
-        frames = [f.image for f in src]
-    step = max(1, len(frames) // count)
-    return frames[::step][:count]
-
 
 def profile_local(device: str | None, frame_size: tuple[int, int], *, iterations: int = 10, reprofile: bool = False,
                   plot: str | None = None) -> tuple[str, dict]:
@@ -39,13 +23,11 @@ def profile_local(device: str | None, frame_size: tuple[int, int], *, iterations
     devices = [d.strip() for d in device.split(",")] if device else available_devices()
     from edgepose import decode
 
-    frames = people_frames()
     tables, out = [], {}
     for dev in devices:
         with tqdm(total=len(local), desc=f"profiling on {dev}", unit="model", leave=False) as bar:
             profiles = profile_models(local, device=dev, frame_size=frame_size, reprofile=reprofile,
-                                      iterations=iterations, postprocess=decode.decode, progress=lambda _: bar.update(),
-                                      frames=frames)
+                                      iterations=iterations, postprocess=decode.decode, progress=lambda _: bar.update())
         tables.append(f"{dev} ({cpu_isa()}), frame {frame_size[0]}x{frame_size[1]}\n{format_table(profiles)}")
         out[dev] = {name: asdict(p) for name, p in profiles.items()}
         if plot:

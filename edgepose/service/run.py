@@ -76,14 +76,11 @@ def choose_model(cfg: AppConfig, frame_size: tuple[int, int] | None = None, *, r
     if not local:
         raise EdgeposeError("--model auto found no model on this machine; export one (edgepose export --variant "
                             "H-4 ...) or pull one (edgepose models pull human-pose-estimation-0005)")
-    from edgepose.service.profiling import people_frames
-
     decoder = _decoder(grouping_params(cfg.decode))
     # Measured as this configuration will run: its mode, precision hint and number of sources sharing the model.
     profiles = profile_models(local, device=cfg.inference.device, frame_size=frame_size or DEFAULT_SIZE,
                               reprofile=reprofile, cache_dir=cache_dir(cfg), postprocess=decoder, progress=progress,
-                              mode=cfg.inference.mode, sources=len(cfg.sources), precision_hint=_hint(cfg),
-                              frames=people_frames())
+                              mode=cfg.inference.mode, sources=len(cfg.sources), precision_hint=_hint(cfg))
     if profiles_out is not None:
         profiles_out.update(profiles)
     choice = select(profiles, target_fps=cfg.model.target_fps, max_latency_ms=cfg.model.max_latency_ms)
@@ -104,10 +101,9 @@ def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
                           reprofile=reprofile, profiles_out=rows)
     goal = (f"p90 latency <= {cfg.model.max_latency_ms:g} ms" if cfg.model.max_latency_ms is not None
             else f">= {cfg.model.target_fps:g} fps")
-    fed = {p.frames for p in rows.values()}
     head = (f"device {cfg.inference.device} ({device_name(cfg.inference.device)}, {cpu_isa()}), "
             f"frame {size[0]}x{size[1]}, {cfg.inference.mode} mode, {len(cfg.sources)} source(s), "
-            f"grouping timed on {'sample-video people' if fed == {'video'} else 'noise (no sample video here)'}, "
+            f"grouping timed on frames with 2-4 people, "
             f"target {goal} per source")
     return "\n".join([head, format_table(rows), "", "choice: " + choice.explanation])
 
