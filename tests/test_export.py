@@ -257,6 +257,28 @@ def test_cli_export_from_checkpoint_into_existing_folder(h4_ir, tmp_path, capsys
     assert sorted(p.name for p in out.parent.iterdir()) == ["h4"]  # no temporary folder left
 
 
+@pytest.mark.slow
+def test_cli_export_records_the_ap_it_measured(coco_mini, tmp_path, capsys):
+    """With --ann/--images the card carries the AP of the exported IR on that set, as `edgepose eval` gets it."""
+    from edgepose.eval.coco import image_list
+    from edgepose.inference import PoseModel
+    from edgepose.service.predict import evaluate_model
+
+    out = tmp_path / "models" / "h4"
+    ann, images = coco_mini / "person_keypoints.json", coco_mini / "images"
+    main(["export", "--variant", "H-4", "--random-init", "--precision", "FP16", "--ann", str(ann),
+          "--images", str(images), "--out", str(out)])
+    card = json.loads((out / "model.json").read_text())
+    measured = card["eval"]
+    assert measured["dataset"] == "person_keypoints.json (32 images)"
+    assert capsys.readouterr().out == (f"wrote {out / 'model.xml'} (H-4, FP16, openvino, AP {measured['AP']:.3f} on "
+                                       "person_keypoints.json (32 images))\n")
+    stats, _ = evaluate_model(PoseModel(out / "model.xml"), ann, image_list(ann, images))
+    assert measured["AP"] == round(stats["AP"], 4) and measured["AR"] == round(stats["AR"], 4)
+    assert card["ap"] == round(100 * measured["AP"], 2)
+    assert sorted(p.name for p in out.iterdir()) == ["model.bin", "model.json", "model.xml"]
+
+
 @pytest.fixture()
 def bad_checkpoints(tmp_path) -> dict:
     corrupt = tmp_path / "corrupt.pth"
@@ -291,9 +313,13 @@ def bad_checkpoints(tmp_path) -> dict:
          "calibration folder"),
         (["--variant", "H-4", "--random-init", "--format", "onnx", "--precision", "FP16"], "FP32 only"),
         (["--variant", "H-4", "--weights", "{tags}"], "(edgepose export --drop-stride2-tags) to keep its 17 heatmap"),
+        (["--variant", "H-4", "--random-init", "--ann", "{corrupt}"], "measuring the AP needs both --ann and --images"),
+        (["--variant", "H-4", "--random-init", "--ann", "{corrupt}", "--images", "{missing}"],
+         "corrupt.pth is not a COCO annotation file"),
+        (["--variant", "H-4", "--random-init", "--format", "onnx", "--ann", "{corrupt}"], "drop them with --format onnx"),
     ],
     ids=["unknown-variant", "no-weights", "both", "missing", "corrupt", "not-weights", "wrong-shapes", "int8-no-calib",
-         "int8-bad-calib", "onnx-fp16", "stride2-tags"],
+         "int8-bad-calib", "onnx-fp16", "stride2-tags", "ann-no-images", "bad-ann", "onnx-ann"],
 )
 def test_cli_bad_input_one_error_line_nothing_written(args, message, bad_checkpoints, tmp_path, capsys):
     out_parent = tmp_path / "models"

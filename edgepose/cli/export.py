@@ -21,9 +21,20 @@ from edgepose.errors import EdgeposeError
 @click.option("--drop-stride2-tags", is_flag=True,
               help="Checkpoint trained with WITH_AE_LOSS [True, True]: keep final_layers.1's 17 heatmaps only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
+@click.option("--ann", "ann_file", type=click.Path(dir_okay=False),
+              help="COCO person_keypoints JSON: evaluate the export and record its AP in the card "
+                   "(what --model auto ranks by; without it a self-trained export ranks last).")
+@click.option("--images", "eval_images", type=click.Path(file_okay=False), help="Images of --ann.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder, e.g. models/NAME/.")
-def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_tags, seed, out) -> None:
-    """Write OUT/model.xml, model.bin and model.json:  edgepose export --variant H-4 --weights W.pth --out DIR"""
+def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_tags, seed, ann_file, eval_images,
+           out) -> None:
+    """Write OUT/model.xml, model.bin and model.json:  edgepose export --variant H-4 --weights W.pth --out DIR
+
+    \b
+    With --ann/--images the card records the AP measured on that set:
+        edgepose export --variant H-4 --weights runs/h4/best.pt --precision FP16 \\
+            --ann coco/person_keypoints.json --images coco/images --out models/site-h4
+    """
     from edgepose.variants import get_variant
 
     if bool(weights) == random_init:
@@ -32,6 +43,8 @@ def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_ta
         v = get_variant(variant)
     except ValueError as exc:
         raise EdgeposeError(str(exc)) from None
+    if fmt == "onnx" and ann_file:
+        raise EdgeposeError("--ann/--images evaluate an OpenVINO export; drop them with --format onnx")
     if fmt == "onnx" and precision.upper() != "FP32":
         raise EdgeposeError("--format onnx writes FP32 only (TensorRT picks FP16/INT8 itself); drop --precision")
     try:
@@ -44,8 +57,11 @@ def export(variant, weights, random_init, precision, calib, fmt, drop_stride2_ta
                            drop_stride2_tags=drop_stride2_tags)
     else:
         path = export_variant(v, out, weights=weights, random_init=random_init, precision=precision.upper(),
-                              calib_images=calib, seed=seed, drop_stride2_tags=drop_stride2_tags)
-    click.echo(f"wrote {path} ({v.name}, {precision.upper()}, {fmt})")
+                              calib_images=calib, seed=seed, drop_stride2_tags=drop_stride2_tags,
+                              ann_file=ann_file, eval_images=eval_images)
+    measured = json.loads((path.parent / "model.json").read_text()).get("eval")
+    ap = f", AP {measured['AP']:.3f} on {measured['dataset']}" if measured else ""
+    click.echo(f"wrote {path} ({v.name}, {precision.upper()}, {fmt}{ap})")
 
 
 @click.command()

@@ -186,17 +186,31 @@ def quantize_ir(
     return Path(out_dir) / "model.xml"
 
 
-def ap_change(reference_xml: Path, int8_xml: Path, ann_file: str | Path, images: str | Path) -> dict:
-    """AP of both models on a COCO keypoint set, as ``edgepose eval`` measures it (single scale, no flip)."""
+def _eval_entries(ann_file: str | Path | None, images: str | Path | None) -> list:
+    """(image id, path) of a COCO keypoint set, [] without one."""
+    if ann_file is None:
+        return []
     from edgepose.eval.coco import image_list
+
+    return image_list(ann_file, images)
+
+
+def coco_ap(xml: Path, ann_file: str | Path, entries: list) -> dict:
+    """COCO keypoint AP of one IR on ``entries``, as ``edgepose eval`` measures it (single scale, no flip)."""
     from edgepose.inference.openvino import PoseModel
     from edgepose.service.predict import evaluate_model
 
-    entries = image_list(ann_file, images)
-    aps = {key: round(evaluate_model(PoseModel(xml), ann_file, entries)[0]["AP"], 4)
-           for key, xml in (("reference", reference_xml), ("int8", int8_xml))}
-    return {"dataset": f"{Path(ann_file).name} ({len(entries)} images)", "reference": aps["reference"],
-            "int8": aps["int8"], "change": round(aps["int8"] - aps["reference"], 4)}
+    stats = evaluate_model(PoseModel(xml), ann_file, entries)[0]
+    return {"dataset": f"{Path(ann_file).name} ({len(entries)} images)",
+            **{k: round(stats[k], 4) for k in ("AP", "AP50", "AP75", "AR")}}
+
+
+def ap_change(reference_xml: Path, int8_xml: Path, ann_file: str | Path, images: str | Path) -> dict:
+    """AP of both models on a COCO keypoint set, as ``edgepose eval`` measures it (single scale, no flip)."""
+    entries = _eval_entries(ann_file, images)
+    ref, int8 = (coco_ap(xml, ann_file, entries)["AP"] for xml in (reference_xml, int8_xml))
+    return {"dataset": f"{Path(ann_file).name} ({len(entries)} images)", "reference": ref, "int8": int8,
+            "change": round(int8 - ref, 4)}
 
 
 def _refuse_eval_images(calib: list[Path], ann_file: str | Path, images: str | Path) -> None:
@@ -293,12 +307,16 @@ def export_variant(
     calib_images: Path | Iterable[Path] | None = None,
     seed: int = 0,
     drop_stride2_tags: bool = False,
+    ann_file: str | Path | None = None,
+    eval_images: str | Path | None = None,
 ) -> Path:
     """Export one variant to ``out_dir/model.xml`` (+ ``model.bin``, ``model.json``); returns the .xml path.
 
     Exactly one of ``weights`` (an official or edgepose checkpoint) and ``random_init`` (seeded random
     weights, for tests and speed profiling) is required. ``precision`` is FP32, FP16 (weights compressed) or
-    INT8 (NNCF post-training quantisation on ``calib_images``, a folder or a list of image paths). The
+    INT8 (NNCF post-training quantisation on ``calib_images``, a folder or a list of image paths). With
+    ``ann_file``/``eval_images`` (a COCO keypoint set) the exported IR is evaluated as ``edgepose eval`` does
+    and its AP goes into the card (``ap`` in %, what ``--model auto`` ranks by, and ``eval``). The
     export is atomic: it is built in a temporary folder beside ``out_dir`` and renamed into place (into an
     existing ``out_dir`` file by file, other files there left alone); nothing is left behind on failure.
     """
@@ -308,6 +326,9 @@ def export_variant(
     precision = precision.upper()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if (ann_file is None) != (eval_images is None):
+        raise ModelError("measuring the AP needs both --ann and --images")
+    entries = _eval_entries(ann_file, eval_images)  # a bad annotation file fails before minutes of work
     frames = None
     if precision == "INT8":  # read the calibration set first: a bad folder fails before minutes of work
         if calib_images is None:
@@ -328,6 +349,10 @@ def export_variant(
         info = card(variant, precision, source, file_sha256(tmp / "model.bin"), trained_input_size(weights))
         if frames is not None:
             info["int8"] = int8_record(calib_images, frames, side, {"precision": "FP32", "weights": source})
+        if entries:
+            (tmp / "model.json").write_text(json.dumps(info))  # the runtime needs the card to load tmp's model
+            info["eval"] = coco_ap(tmp / "model.xml", ann_file, entries)
+            info["ap"] = round(100 * info["eval"]["AP"], 2)
         return info
 
     _write_export(Path(out_dir), CARD_FORMAT, ("model.bin", "model.xml"), write)
