@@ -16,6 +16,7 @@ import numpy as np
 
 from edgepose.capture.source import FrameSource, LatestSlot, SourceSpec
 from edgepose.errors import SourceError
+from edgepose.resize import resize
 from edgepose.types import Frame
 
 _POLL_S = 0.1
@@ -84,7 +85,7 @@ class CvFrameSource(FrameSource):
             if t + 1e-6 >= self._next_due:  # keep at most one frame per 1/fps (fps=None keeps all)
                 self._next_due = max(self._next_due + self._min_period, t)
                 if self._resize is not None and image.shape[1::-1] != self._resize:
-                    image = cv2.resize(image, self._resize, interpolation=cv2.INTER_AREA)
+                    image = resize(image, self._resize)
                 return np.ascontiguousarray(image), t
 
     def _grab_loop(self) -> None:

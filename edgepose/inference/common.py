@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-import cv2
 import numpy as np
 
 from edgepose.errors import ModelError
+from edgepose.resize import resize
 from edgepose.types import NUM_JOINTS, NetOutput
 
 CARD_NAME = "model.json"
@@ -164,8 +164,7 @@ class Geometry:
     def fill(self, image: np.ndarray, buffer: np.ndarray) -> np.ndarray:
         """Resize ``image`` into the top-left of ``buffer`` (from ``new_buffer``); returns ``buffer``."""
         rw, rh = self.resized
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        cv2.resize(image, (rw, rh), dst=buffer[0, :rh, :rw], interpolation=interp)
+        resize(image, (rw, rh), dst=buffer[0, :rh, :rw])
         return buffer
 
     def output(self, heatmaps: np.ndarray, tags: np.ndarray, info: ModelInfo) -> NetOutput:
