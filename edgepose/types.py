@@ -134,6 +134,15 @@ class Poses:
         object.__setattr__(self, "track_id", tid)
 
     @classmethod
+    def _derived(cls, xy: np.ndarray, conf: np.ndarray, score: np.ndarray, track_id: np.ndarray) -> Poses:
+        """Poses from arrays taken from a checked one by indexing or scaling: same dtypes and trailing shapes,
+        finite, so only contiguity is restored. Re-checking costs more than the derivation (several per frame)."""
+        obj = object.__new__(cls)
+        for name, arr in (("xy", xy), ("conf", conf), ("score", score), ("track_id", track_id)):
+            object.__setattr__(obj, name, np.ascontiguousarray(arr))
+        return obj
+
+    @classmethod
     def empty(cls) -> Poses:
         return cls(
             np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32), np.zeros(0, np.float32)
@@ -146,14 +155,20 @@ class Poses:
         """Select people by a boolean mask, an index array or a slice."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Poses(self.xy[index], self.conf[index], self.score[index], self.track_id[index])
+        return Poses._derived(self.xy[index], self.conf[index], self.score[index], self.track_id[index])
 
     def scaled(self, sx: float, sy: float) -> Poses:
         """The same people with coordinates multiplied by (sx, sy), e.g. heatmap pixels -> frame pixels."""
-        return Poses(self.xy * np.array([sx, sy], np.float32), self.conf, self.score, self.track_id)
+        xy = self.xy * np.array([sx, sy], np.float32)
+        if not np.isfinite(xy).all():
+            raise ValueError(f"Poses.scaled({sx}, {sy}) gives non-finite positions")
+        return Poses._derived(xy, self.conf, self.score, self.track_id)
 
     def with_track_ids(self, track_id: np.ndarray) -> Poses:
-        return Poses(self.xy, self.conf, self.score, track_id)
+        tid = np.ascontiguousarray(track_id, np.int64)
+        if tid.shape != (len(self),):
+            raise ValueError(f"Poses.track_id has shape {tid.shape} but there are {len(self)} people")
+        return Poses._derived(self.xy, self.conf, self.score, tid)
 
     def boxes(self, min_conf: float = 0.0) -> np.ndarray:
         """(n, 4) float32 boxes x0, y0, x1, y1 around the joints with conf > min_conf (all joints if none)."""
