@@ -5,7 +5,7 @@
 Plain bilinear (0.1-0.15 ms) skips pixels beyond a 2x reduction and aliases. ``INTER_LINEAR`` at exactly half the
 size averages each 2x2 block, so halving while the image is at least twice the target, then one bilinear step,
 filters close to an area resize (a COCO photo reduced 2.5-5.6x: 37 dB PSNR against INTER_AREA, bilinear 27-34 dB)
-in 0.16 ms and 0.43 ms for those two frames. Training augments with bilinear warps, so the network sees both.
+in 0.16 ms and 0.43 ms for those two frames.
 """
 
 from __future__ import annotations

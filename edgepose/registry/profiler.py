@@ -4,8 +4,8 @@ that keeps up with the target frame rate (or latency), explain the choice, and r
 Each model is measured as it will run: in the configured inference mode (one synchronous request, or the async
 queue), with the configured precision hint, shared by the configured number of sources, and with the grouping
 cost measured on frames with people (``people_frames``: stills of two standing and four seated people, shipped
-with the package, so a user's machine measures what this one does). A profile is cached under the user cache dir, keyed by device name, CPU model, OpenVINO
-version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and the set of
+with the package, so a user's machine measures what this one does). A profile is cached under the user cache dir,
+keyed by device name, CPU model, OpenVINO version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and the set of
 people frames; any change re-profiles. Selection rule:
   * effective fps (per source): latency mode 1000 / ((latency p50 + overhead_ms) * sources), as the sources take
     turns on one request; throughput mode 1000 / (1000 / throughput_fps + overhead_ms) / sources; overhead =
@@ -34,6 +34,7 @@ import numpy as np
 from edgepose.inference import PoseModel
 from edgepose.inference.common import file_sha256
 from edgepose.registry.catalog import ModelEntry, catalog, find_local, read_card_json, untrained
+from edgepose.resize import resize
 
 DEFAULT_SIZE = (640, 480)
 PEOPLE = Path(__file__).with_name("people")  # frames with people for the grouping cost (SOURCES.md there)
@@ -168,11 +169,8 @@ def measure(xml: Path, name: str, *, device: str = "CPU", frame_size: tuple[int,
     pipeline does after inference (grouping), timed on the outputs of ``people_frames`` resized to ``frame_size``;
     the service passes the decoder so this module stays independent of it.
     """
-    import cv2
-
     w, h = frame_size
-    images = [f if f.shape[1::-1] == (w, h) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-              for f in people_frames()]
+    images = [f if f.shape[1::-1] == (w, h) else resize(f, (w, h)) for f in people_frames()]
     model = PoseModel(xml, device=device, mode=mode, cache_dir=cache_dir, precision_hint=precision_hint)
     model.prepare(w, h)
     for i in range(warmup):

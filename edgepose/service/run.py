@@ -103,7 +103,7 @@ def explain(cfg: AppConfig, *, reprofile: bool = False) -> str:
             else f">= {cfg.model.target_fps:g} fps")
     head = (f"device {cfg.inference.device} ({device_name(cfg.inference.device)}, {cpu_isa()}), "
             f"frame {size[0]}x{size[1]}, {cfg.inference.mode} mode, {len(cfg.sources)} source(s), "
-            f"grouping timed on frames with 2-4 people, "
+            "grouping timed on frames with 2-4 people, "
             f"target {goal} per source")
     return "\n".join([head, format_table(rows), "", "choice: " + choice.explanation])
 

@@ -208,9 +208,9 @@ def coco_ap(xml: Path, ann_file: str | Path, entries: list) -> dict:
 def ap_change(reference_xml: Path, int8_xml: Path, ann_file: str | Path, images: str | Path) -> dict:
     """AP of both models on a COCO keypoint set, as ``edgepose eval`` measures it (single scale, no flip)."""
     entries = _eval_entries(ann_file, images)
-    ref, int8 = (coco_ap(xml, ann_file, entries)["AP"] for xml in (reference_xml, int8_xml))
-    return {"dataset": f"{Path(ann_file).name} ({len(entries)} images)", "reference": ref, "int8": int8,
-            "change": round(int8 - ref, 4)}
+    ref, int8 = (coco_ap(xml, ann_file, entries) for xml in (reference_xml, int8_xml))
+    return {"dataset": ref["dataset"], "reference": ref["AP"], "int8": int8["AP"],
+            "change": round(int8["AP"] - ref["AP"], 4)}
 
 
 def _refuse_eval_images(calib: list[Path], ann_file: str | Path, images: str | Path) -> None:
