@@ -48,20 +48,26 @@ def _checked_maps(heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"tags must have shape {hm.shape} or {hm.shape + ('L',)} like the heatmaps, got {tg.shape}")
     from edgepose.decode.grouping import all_finite
 
-    for name, arr in (("heatmaps", hm), ("tags", tg)):
-        if not all_finite(arr.reshape(-1)):
-            raise ValueError(f"{name} contain NaN or infinite values; check the model output or its precision")
+    # The heatmaps are checked by the grouping's first pass over them (``_run``).
+    if not all_finite(tg.reshape(-1)):
+        raise ValueError(_non_finite("tags"))
     return hm, tg
+
+
+def _non_finite(name: str) -> str:
+    return f"{name} contain NaN or infinite values; check the model output or its precision"
 
 
 def _run(peaks, det, tags, do_nms: bool, params: GroupingParams) -> Poses:
     from edgepose.decode.grouping import group_arrays  # numba loads on first use, not on import
 
-    xy, conf, score = group_arrays(
+    xy, conf, score, finite = group_arrays(
         peaks, det, tags, do_nms, params.nms_kernel, params.top_k, float(params.detection_threshold),
         float(params.tag_threshold), params.max_people, params.use_detection_val, params.ignore_too_much,
         params.adjust, params.refine, np.asarray(params.joint_order, np.int64),
     )
+    if not finite:
+        raise ValueError(_non_finite("heatmaps"))
     return Poses(xy, conf, score)
 
 

@@ -144,94 +144,159 @@ def _is_peak(hm, y, x, value, radius):
     return True
 
 
-# Maps are summarised per row segment of this many pixels: the candidate scan skips segments whose max is below
-# the threshold, and refinement ranks segments by their max. 32 keeps the max vectorised and the segments small
-# enough that their tag ranges stay tight.
+# Maps are summarised per tile of _TILE_ROWS rows by _SEG columns: the candidate scan skips tiles whose max is not
+# above the threshold, and refinement bounds the scores of a tile by its heatmap max and its tag range. 8 x 32
+# (256 pixels) keeps the tiles few enough to order and small enough to prune.
 _SEG = 32
-
-
-# Max is exact under any flags; fastmath lets LLVM vectorise the reduction, and inlining keeps the
-# constant-length loop visible to it (a call per segment costs as much as the maximum itself).
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _row_max(row, x0, x1):
-    """max(row[x0:x1]) (x0 < x1)."""
-    m = row[x0]
-    if x1 - x0 == _SEG:  # a constant trip count: LLVM unrolls it into a few SIMD max instructions
-        for k in range(_SEG):
-            m = max(m, row[x0 + k])
-        return m
-    for x in range(x0 + 1, x1):
-        m = max(m, row[x])
-    return m
-
-
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _row_min(row, x0, x1):
-    """min(row[x0:x1]) (x0 < x1), vectorised as ``_row_max``."""
-    m = row[x0]
-    if x1 - x0 == _SEG:
-        for k in range(_SEG):
-            m = min(m, row[x0 + k])
-        return m
-    for x in range(x0 + 1, x1):
-        m = min(m, row[x])
-    return m
+_TILE_ROWS = 8
 
 
 @njit(cache=True, nogil=True)
-def _segment_maxima(maps):
-    """(J, H, ceil(W / _SEG)) float32: the max of every row segment of every map."""
+def _band_extrema(m, y0, y1, lo, hi, need_lo, fin):
+    """lo[x] = min and hi[x] = max of m[y0:y1, x] over the rows (lo only with need_lo); fin[x] += v - v for every
+    value v, which stays 0 while they are finite (the check costs no extra pass over the map).
+
+    Element by element across rows, so LLVM vectorises it; it does not vectorise a float max reduction along a
+    row, which is what a per-tile loop would be.
+    """
+    w = m.shape[1]
+    for x in range(w):
+        hi[x] = m[y0, x]
+    if need_lo:
+        for x in range(w):
+            lo[x] = m[y0, x]
+    for y in range(y0, y1):
+        row = m[y]
+        for x in range(w):
+            hi[x] = max(hi[x], row[x])
+            fin[x] += row[x] - row[x]
+        if need_lo:
+            for x in range(w):
+                lo[x] = min(lo[x], row[x])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _span_max(a, x0, x1, stride):
+    """max(a[x0:x1:stride])."""
+    v = a[x0]
+    for x in range(x0 + stride, x1, stride):
+        v = max(v, a[x])
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _span_min(a, x0, x1, stride):
+    """min(a[x0:x1:stride])."""
+    v = a[x0]
+    for x in range(x0 + stride, x1, stride):
+        v = min(v, a[x])
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _segment_extremum(a, w, nl, l, out, take_max):
+    """out[s] = max (or min) of a[(s * _SEG + k) * nl + l] over the pixels k of segment s of a w-pixel row.
+
+    With one tag dimension, a (scratch) is folded in place: halving each segment twice is element-wise, so it
+    vectorises, and leaves 8 values per segment to reduce one by one.
+    """
+    full = w // _SEG if nl == 1 else 0
+    for half in (_SEG // 2, _SEG // 4):
+        for s in range(full):
+            lo, hi = a[s * _SEG:s * _SEG + half], a[s * _SEG + half:s * _SEG + 2 * half]
+            for i in range(half):
+                lo[i] = max(lo[i], hi[i]) if take_max else min(lo[i], hi[i])
+    for s in range(full):
+        v = a[s * _SEG]
+        for i in range(s * _SEG + 1, s * _SEG + _SEG // 4):
+            v = max(v, a[i]) if take_max else min(v, a[i])
+        out[s] = v
+    for s in range(full, out.shape[0]):
+        x0 = (s * _SEG) * nl + l
+        x1 = min(s * _SEG + _SEG, w) * nl
+        out[s] = _span_max(a, x0, x1, nl) if take_max else _span_min(a, x0, x1, nl)
+
+
+@njit(cache=True, nogil=True)
+def _band_tile_max(m, ty, acc, fin, out):
+    """out[s] = max of tile (ty, s) of map m (H, W); acc: scratch (W,); fin as ``_band_extrema``."""
+    h, w = m.shape
+    y0 = ty * _TILE_ROWS
+    _band_extrema(m, y0, min(y0 + _TILE_ROWS, h), acc, acc, False, fin)
+    _segment_extremum(acc, w, 1, 0, out, True)
+
+
+@njit(cache=True, nogil=True)
+def _tile_maxima(maps):
+    """(J, ceil(H / _TILE_ROWS), ceil(W / _SEG)) float32: the max of every tile of every map."""
     nj, h, w = maps.shape
-    nsx = (w + _SEG - 1) // _SEG
-    out = np.empty((nj, h, nsx), np.float32)
+    nty, nsx = (h + _TILE_ROWS - 1) // _TILE_ROWS, (w + _SEG - 1) // _SEG
+    out = np.empty((nj, nty, nsx), np.float32)
+    acc = np.empty(w, np.float32)
+    fin = np.zeros(w, np.float32)
     for j in range(nj):
-        for y in range(h):
-            for s in range(nsx):
-                out[j, y, s] = _row_max(maps[j, y], s * _SEG, min(s * _SEG + _SEG, w))
+        for ty in range(nty):
+            _band_tile_max(maps[j], ty, acc, fin, out[j, ty])
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _count_above(row, x0, x1, floor):
+    """How many of row[x0:x1] exceed floor (a count vectorises; an early exit would not)."""
+    c = 0
+    seg = row[x0:x1]
+    for x in range(seg.shape[0]):
+        c += seg[x] > floor
+    return c
 
 
 @njit(cache=True, nogil=True)
 def _candidates(peaks, do_nms, radius, top_k, threshold):
     """Per joint the top_k peaks above threshold: values (J, K) f32, flat positions (J, K), counts (J,),
-    and the row-segment maxima of ``peaks`` (as ``_segment_maxima``), computed on the way."""
+    the tile maxima of ``peaks`` (as ``_tile_maxima``), and whether every value of ``peaks`` is finite."""
     nj, h, w = peaks.shape
     vals = np.zeros((nj, top_k), np.float32)
     pos = np.full((nj, top_k), -1, np.int64)
     count = np.zeros(nj, np.int64)
-    nsx = (w + _SEG - 1) // _SEG
-    seg_max = np.empty((nj, h, nsx), np.float32)
+    nty, nsx = (h + _TILE_ROWS - 1) // _TILE_ROWS, (w + _SEG - 1) // _SEG
+    tile_max = np.empty((nj, nty, nsx), np.float32)
+    acc = np.empty(w, np.float32)
+    fin = np.zeros(w, np.float32)
     for j in range(nj):
         hm = peaks[j]
         n = 0
-        for y in range(h):
-            row = hm[y]
-            for s in range(nsx):
-                x0 = s * _SEG
-                x1 = min(x0 + _SEG, w)
-                m = _row_max(row, x0, x1)
-                seg_max[j, y, s] = m
-                # Most of a heatmap is background: nothing in this segment passes the threshold or the k-th value.
-                if m <= threshold or (n == top_k and m <= vals[j, n - 1]):
-                    continue
-                for x in range(x0, x1):
-                    value = row[x]
-                    if value <= threshold or (n == top_k and value <= vals[j, n - 1]):
+        for ty in range(nty):
+            tm = tile_max[j, ty]
+            _band_tile_max(hm, ty, acc, fin, tm)
+            # Row by row across the band's tiles, so pixels are visited in row-major order.
+            for y in range(ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h)):
+                row = hm[y]
+                for s in range(nsx):
+                    # Most of a heatmap is background: nothing in this tile, or this row of it, passes the
+                    # threshold or the k-th value.
+                    floor = threshold if n < top_k else max(threshold, vals[j, n - 1])
+                    if tm[s] <= floor or _count_above(row, s * _SEG, min(s * _SEG + _SEG, w), floor) == 0:
                         continue
-                    if do_nms and not _is_peak(hm, y, x, value, radius):
-                        continue
-                    # Insert after all values >= value: equal values stay in row-major order.
-                    k = n if n < top_k else top_k - 1
-                    while k > 0 and vals[j, k - 1] < value:
-                        vals[j, k] = vals[j, k - 1]
-                        pos[j, k] = pos[j, k - 1]
-                        k -= 1
-                    vals[j, k] = value
-                    pos[j, k] = y * w + x
-                    if n < top_k:
-                        n += 1
+                    for x in range(s * _SEG, min(s * _SEG + _SEG, w)):
+                        value = row[x]
+                        if value <= threshold or (n == top_k and value <= vals[j, n - 1]):
+                            continue
+                        if do_nms and not _is_peak(hm, y, x, value, radius):
+                            continue
+                        # Insert after all values >= value: equal values stay in row-major order.
+                        k = n if n < top_k else top_k - 1
+                        while k > 0 and vals[j, k - 1] < value:
+                            vals[j, k] = vals[j, k - 1]
+                            pos[j, k] = pos[j, k - 1]
+                            k -= 1
+                        vals[j, k] = value
+                        pos[j, k] = y * w + x
+                        if n < top_k:
+                            n += 1
         count[j] = n
-    return vals, pos, count, seg_max
+        if fin.any():  # NaN or infinite values: nothing after this is meaningful
+            return vals, pos, count, tile_max, False
+    return vals, pos, count, tile_max, True
 
 
 @njit(cache=True, nogil=True)
@@ -295,50 +360,44 @@ def _match(tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_peo
     return joint_pos[:n_people], joint_val[:n_people], tag_sum[:n_people], tag_cnt[:n_people]
 
 
-_TILE_ROWS = 8  # refinement bounds 8-row stacks of segments (256 pixels): few enough to order, small enough to prune
-
-
 @njit(cache=True, nogil=True)
-def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
+def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
     """Fill missing joints in place (xy, conf): each goes to the first argmax (row-major) of
     ``det[j] - round(|tag - person mean tag|)``, without scanning the whole map.
 
-    A pixel's score is at most its heatmap value minus the rounded distance from the person's tag to the tag box
-    (per-dimension min/max) of any region holding it. The map is cut into tiles of _TILE_ROWS row segments; a
-    tile's heatmap max comes from ``seg_max`` ((J, H, S), the candidate scan's by-product). Per joint type the
-    tiles are ordered once by heatmap max (a heap popped lazily, shared by all people missing the joint) and
-    their tag boxes are computed on first use, also shared. Each person's search is best-first on two streams:
-    the shared order, whose tiles get their box bound and go into the person's own heap, and that heap, whose
-    top tile is scanned; it stops when neither stream can reach the person's best score. Equal scores resolve
-    to the lower row-major index wherever they are found, so the visiting order does not change the result.
+    The map is cut into tiles of _TILE_ROWS x _SEG pixels. A pixel's score is at most its tile's heatmap max
+    (``tile_max`` (J, TY, TX), the candidate scan's by-product) minus the rounded distance from the person's tag to
+    the tile's tag box (per-dimension min/max, computed once per joint type). Each search starts from pixels
+    likely to score well, bounds every tile in one vectorised pass, and scans the tiles that can still beat its
+    best, highest bound first, until none can. Equal scores resolve to the lower row-major index wherever they
+    are found, so the visiting order does not change the result.
     """
     nj, h, w, nl = tags.shape
     n = joint_pos.shape[0]
     mean = np.empty((n, nl))
     for p in range(n):
         mean[p] = tag_sum[p] / tag_cnt[p]
-    nsx = seg_max.shape[2]
-    nty = (h + _TILE_ROWS - 1) // _TILE_ROWS
-    n_tiles = nty * nsx
-    tile_max = np.empty(n_tiles, np.float32)
+    nsx = tile_max.shape[2]
+    n_tiles = tile_max.shape[1] * nsx
+    box_lo = np.empty((nl, n_tiles), np.float32)
+    box_hi = np.empty((nl, n_tiles), np.float32)
+    bound = np.empty(n_tiles)
     heap = np.empty(n_tiles, np.int64)
-    order = np.empty(n_tiles, np.int64)  # tiles popped from the heap so far: descending max
-    box_lo = np.empty((n_tiles, nl), np.float32)
-    box_hi = np.empty((n_tiles, nl), np.float32)
-    bound = np.empty(n_tiles)  # the current person's bound of each tile in its heap
-    own = np.empty(n_tiles, np.int64)  # the current person's heap
     best = np.empty(n)
     best_pos = np.empty(n, np.int64)
     buf = np.empty(_SEG)
+    lo = np.empty(w * nl, np.float32)
+    hi = np.empty(w * nl, np.float32)
     for j in range(nj):
         need = np.flatnonzero(joint_val[:, j] <= 0.0)
         if need.shape[0] == 0:
             continue
         hm = det[j]
         tg = tags[j]
-        sm = seg_max[j]
+        tg1 = tg.reshape(h, w * nl)
+        tm = tile_max[j].reshape(-1)
         # Start each search from pixels likely to score well, the joint's candidates and the person's other
-        # joints, so that it stops early; tiles below the weakest such start are left out of the order.
+        # joints; tiles below the weakest such start cannot matter to anyone and get no tag box.
         floor = _INF
         for q in need:
             best[q] = -_INF
@@ -348,54 +407,26 @@ def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos
                 if flat >= 0:
                     _offer(hm, tg, flat // w, flat % w, mean, q, best, best_pos)
             floor = min(floor, best[q])
-        n_heap = 0
-        for t in range(n_tiles):
-            y0 = (t // nsx) * _TILE_ROWS
-            m = sm[y0, t % nsx]
-            for y in range(y0 + 1, min(y0 + _TILE_ROWS, h)):
-                m = max(m, sm[y, t % nsx])
-            tile_max[t] = m
-            if m >= floor:
-                heap[n_heap] = t
-                n_heap += 1
-        for i in range(n_heap // 2 - 1, -1, -1):
-            _sift_down(heap, n_heap, i, tile_max)
-        _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi)
-        n_order = 0
+        _tile_boxes(tg, tm, floor, nsx, box_lo, box_hi, lo, hi)
         for q in need:
-            i = 0
-            n_own = 0
-            while True:
-                if i == n_order and n_heap > 0:
-                    order[n_order] = heap[0]
-                    n_order += 1
-                    n_heap -= 1
-                    heap[0] = heap[n_heap]
-                    _sift_down(heap, n_heap, 0, tile_max)
-                shared_key = np.float64(tile_max[order[i]]) if i < n_order else -_INF
-                own_key = bound[own[0]] if n_own > 0 else -_INF
-                # Equal is not enough to stop: a pixel scoring exactly the best but earlier in row-major order wins.
-                if max(shared_key, own_key) < best[q]:
+            _tile_bounds(tm, box_lo, box_hi, mean[q], floor, bound)
+            n_heap = 0
+            for t in range(n_tiles):
+                if bound[t] >= best[q]:
+                    heap[n_heap] = t
+                    n_heap += 1
+            for i in range(n_heap // 2 - 1, -1, -1):
+                _sift_down(heap, n_heap, i, bound)
+            while n_heap > 0:
+                t = heap[0]
+                n_heap -= 1
+                heap[0] = heap[n_heap]
+                _sift_down(heap, n_heap, 0, bound)
+                if bound[t] < best[q]:
                     break
-                if own_key >= shared_key:
-                    t = own[0]
-                    n_own -= 1
-                    own[0] = own[n_own]
-                    _sift_down(own, n_own, 0, bound)
-                    _scan_tile(hm, tg, sm, t, nsx, w, mean, q, best, best_pos, buf)
-                    continue
-                t = order[i]
-                i += 1
-                gap2 = 0.0
-                for l in range(nl):
-                    gap = max(np.float64(box_lo[t, l]) - mean[q, l], mean[q, l] - np.float64(box_hi[t, l]), 0.0)
-                    gap2 += gap * gap
-                b = shared_key - np.rint(np.sqrt(gap2))
-                if b > best[q] or (b == best[q] and (t // nsx) * _TILE_ROWS * w + (t % nsx) * _SEG < best_pos[q]):
-                    bound[t] = b
-                    own[n_own] = t
-                    _sift_up(own, n_own, bound)
-                    n_own += 1
+                # A tile that can only tie the best holds a winner only if it starts earlier in row-major order.
+                if bound[t] > best[q] or (t // nsx) * _TILE_ROWS * w + (t % nsx) * _SEG < best_pos[q]:
+                    _scan_tile(hm, tg, tg1, t, nsx, mean, q, best, best_pos, buf)
         for q in need:
             y, x = best_pos[q] // w, best_pos[q] % w
             if hm[y, x] > 0:
@@ -406,17 +437,35 @@ def _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos
 
 
 @njit(cache=True, nogil=True)
-def _scan_tile(hm, tg, sm, t, nsx, w, mean, q, best, best_pos, buf):
-    """Offer every pixel of tile t that can reach person q's best score (row segments below it are skipped)."""
-    sx = t % nsx
-    x0 = sx * _SEG
+def _tile_bounds(tile_max, box_lo, box_hi, m, floor, bound):
+    """bound[t]: the most any pixel of tile t can score for a person of mean tag m; -inf for tiles below floor
+    (they have no box). One element-wise pass over the tiles, which vectorises."""
+    nl, n_tiles = box_lo.shape
+    if nl == 1:
+        for t in range(n_tiles):
+            gap = max(np.float64(box_lo[0, t]) - m[0], m[0] - np.float64(box_hi[0, t]), 0.0)
+            b = np.float64(tile_max[t]) - np.rint(gap)  # sqrt(gap * gap) is exactly gap
+            bound[t] = b if tile_max[t] >= floor else -_INF
+        return
+    for t in range(n_tiles):
+        gap2 = 0.0
+        for l in range(nl):
+            gap = max(np.float64(box_lo[l, t]) - m[l], m[l] - np.float64(box_hi[l, t]), 0.0)
+            gap2 += gap * gap
+        b = np.float64(tile_max[t]) - np.rint(np.sqrt(gap2))
+        bound[t] = b if tile_max[t] >= floor else -_INF
+
+
+@njit(cache=True, nogil=True)
+def _scan_tile(hm, tg, tg1, t, nsx, mean, q, best, best_pos, buf):
+    """Offer every pixel of tile t to person q; tg1: the tags as (H, W) when they have one dimension."""
+    h, w = hm.shape
+    x0 = (t % nsx) * _SEG
     x1 = min(x0 + _SEG, w)
     y0 = (t // nsx) * _TILE_ROWS
-    for y in range(y0, min(y0 + _TILE_ROWS, hm.shape[0])):
-        if np.float64(sm[y, sx]) < best[q]:
-            continue
+    for y in range(y0, min(y0 + _TILE_ROWS, h)):
         if tg.shape[2] == 1:
-            _scan_row_1d(hm[y], tg[y], y * w, x0, x1, mean[q, 0], q, best, best_pos, buf)
+            _scan_row_1d(hm[y], tg1[y], y * w, x0, x1, mean[q, 0], q, best, best_pos, buf)
             continue
         for x in range(x0, x1):
             if hm[y, x] >= best[q]:
@@ -425,21 +474,24 @@ def _scan_tile(hm, tg, sm, t, nsx, w, mean, q, best, best_pos, buf):
 
 @njit(cache=True, nogil=True, inline="always")
 def _scan_row_1d(hm_row, tg_row, flat0, x0, x1, m, q, best, best_pos, buf):
-    """``_offer`` for pixels x0..x1 of one row with one tag dimension, scores computed in one vectorised loop
-    (sqrt(d * d) is exactly |d|, so the score is the same)."""
-    top = -_INF
-    for x in range(x0, x1):
-        score = np.float64(hm_row[x]) - np.rint(np.abs(np.float64(tg_row[x, 0]) - m))
-        buf[x - x0] = score
-        top = max(top, score)
-    if top < best[q]:
+    """``_offer`` for pixels x0..x1 of one row with one tag dimension (sqrt(d * d) is exactly |d|, so the score is
+    the same). The scores and the count of those reaching the best are element-wise loops, which vectorise; the
+    rare row with such a score is searched one pixel at a time."""
+    n = x1 - x0
+    hs = hm_row[x0:x1]  # indices from 0 let LLVM see they are never negative: contiguous vector loads
+    ts = tg_row[x0:x1]
+    for i in range(n):
+        buf[i] = np.float64(hs[i]) - np.rint(np.abs(np.float64(ts[i]) - m))
+    b = best[q]
+    hits = 0
+    for i in range(n):
+        hits += buf[i] >= b
+    if hits == 0:
         return
-    for x in range(x0, x1):
-        if buf[x - x0] == top:
-            if top > best[q] or flat0 + x < best_pos[q]:
-                best[q] = top
-                best_pos[q] = flat0 + x
-            return
+    for i in range(n):
+        if buf[i] > best[q] or (buf[i] == best[q] and flat0 + x0 + i < best_pos[q]):
+            best[q] = buf[i]
+            best_pos[q] = flat0 + x0 + i
 
 
 @njit(cache=True, nogil=True)
@@ -488,36 +540,35 @@ def _sift_up(heap, i, key):
     heap[i] = item
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})  # inputs are checked finite; min/max are exact then
-def _tile_boxes(tg, tile_max, floor, nsx, lo, hi):
-    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into lo[t], hi[t].
+@njit(cache=True, nogil=True)
+def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi):
+    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into box_lo[:, t], box_hi[:, t].
 
-    One row-major sweep: memory is read in order, which costs a fraction of visiting the tiles one by one.
+    A band of tiles at a time: the rows' element-wise extrema (vectorised), then each tile's span of them.
+    lo, hi: scratch (W * L,).
     """
     h, w, nl = tg.shape
     rows = tg.reshape(h, w * nl)
-    for y in range(h):
-        first = y % _TILE_ROWS == 0
+    seg_lo = np.empty((nl, nsx), np.float32)
+    seg_hi = np.empty((nl, nsx), np.float32)
+    fin = np.zeros(w * nl, np.float32)  # unused: the tags were checked before
+    for ty in range((h + _TILE_ROWS - 1) // _TILE_ROWS):
+        live = False
         for sx in range(nsx):
-            t = (y // _TILE_ROWS) * nsx + sx
+            live = live or tile_max[ty * nsx + sx] >= floor
+        if not live:
+            continue
+        _band_extrema(rows, ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h), lo, hi, True, fin)
+        for l in range(nl):
+            _segment_extremum(lo, w, nl, l, seg_lo[l], False)
+            _segment_extremum(hi, w, nl, l, seg_hi[l], True)
+        for sx in range(nsx):
+            t = ty * nsx + sx
             if tile_max[t] < floor:
                 continue
-            x0 = sx * _SEG
-            x1 = min(x0 + _SEG, w)
-            if nl == 1:  # one tag dimension: contiguous segments, min and max vectorise
-                a = _row_min(rows[y], x0, x1)
-                b = _row_max(rows[y], x0, x1)
-                lo[t, 0] = a if first else min(a, lo[t, 0])
-                hi[t, 0] = b if first else max(b, hi[t, 0])
-                continue
             for l in range(nl):
-                a = tg[y, x0, l] if first else lo[t, l]
-                b = tg[y, x0, l] if first else hi[t, l]
-                for x in range(x0, min(x0 + _SEG, w)):
-                    a = min(a, tg[y, x, l])
-                    b = max(b, tg[y, x, l])
-                lo[t, l] = a
-                hi[t, l] = b
+                box_lo[l, t] = seg_lo[l, sx]
+                box_hi[l, t] = seg_hi[l, sx]
 
 
 @njit(cache=True, nogil=True)
@@ -527,11 +578,16 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
 
     peaks (J, H, W): where candidates are looked for; with do_nms this must be det itself (max-pool NMS is
         applied here), without it the network's NMS-ed map.
-    det (J, H, W): heatmap values used for the quarter-pixel adjustment and refinement. tags (J, H, W, L). joint_order: int64 (J,).
-    Returns xy (n, J, 2) f32 heatmap pixels, conf (n, J) f32, score (n,) f32.
+    det (J, H, W): heatmap values used for the quarter-pixel adjustment and refinement; finite where peaks is.
+    tags (J, H, W, L), finite. joint_order: int64 (J,).
+    Returns xy (n, J, 2) f32 heatmap pixels, conf (n, J) f32, score (n,) f32, and False (with no people) when
+    peaks holds a NaN or infinite value: the candidate scan checks them on its way.
     """
     nj, h, w = det.shape
-    cand_val, cand_pos, cand_n, seg_max = _candidates(peaks, do_nms, nms_kernel // 2, top_k, detection_threshold)
+    cand_val, cand_pos, cand_n, tile_max, finite = _candidates(peaks, do_nms, nms_kernel // 2, top_k,
+                                                               detection_threshold)
+    if not finite:
+        return np.zeros((0, nj, 2), np.float32), np.zeros((0, nj), np.float32), np.zeros(0, np.float32), False
     joint_pos, joint_val, tag_sum, tag_cnt = _match(
         tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_people, use_detection_val,
         ignore_too_much,
@@ -560,9 +616,9 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
         score[p] = total / nj
     if refine and n > 0:
         if not do_nms:  # peaks is the network's NMS-ed map: refinement needs the maxima of det itself
-            seg_max = _segment_maxima(det)
-        _refine(det, tags, seg_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
-    return xy, conf, score
+            tile_max = _tile_maxima(det)
+        _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
+    return xy, conf, score, True
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
