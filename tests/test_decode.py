@@ -186,6 +186,18 @@ def test_bad_input_raises_value_error(heatmaps, tags, message):
         group(heatmaps, tags)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("nms_applied", [False, True])
+def test_one_non_finite_heatmap_value_anywhere_raises(bad, nms_applied):
+    """The heatmaps' finiteness is checked by the candidate scan: one bad value in the last joint's last row,
+    past every peak and in a tile below the threshold, must still be found, with the network's NMS or without."""
+    heat, tags, _ = synthetic_frame(np.random.default_rng(7), 3, (40, 70))
+    heat[16, 39, 69] = bad
+    out = NetOutput(np.where(heat > 0.9, heat, -heat) if nms_applied else heat, tags, nms_applied=nms_applied)
+    with pytest.raises(ValueError, match="heatmaps contain NaN or infinite values"):
+        decode(out)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

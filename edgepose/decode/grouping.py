@@ -153,8 +153,9 @@ _TILE_ROWS = 8
 
 @njit(cache=True, nogil=True)
 def _band_extrema(m, y0, y1, lo, hi, need_lo, fin):
-    """lo[x] = min and hi[x] = max of m[y0:y1, x] over the rows (lo only with need_lo); fin[x] += v - v for every
-    value v, which stays 0 while they are finite (the check costs no extra pass over the map).
+    """lo[x] = min and hi[x] = max of m[y0:y1, x] over the rows (lo only with need_lo). Unless fin is empty,
+    fin[x] += v - v for every value v: it stays 0 while they are finite, a check that costs no extra pass over
+    the map.
 
     Element by element across rows, so LLVM vectorises it; it does not vectorise a float max reduction along a
     row, which is what a per-tile loop would be.
@@ -165,11 +166,14 @@ def _band_extrema(m, y0, y1, lo, hi, need_lo, fin):
     if need_lo:
         for x in range(w):
             lo[x] = m[y0, x]
+    check = fin.shape[0] > 0
     for y in range(y0, y1):
         row = m[y]
         for x in range(w):
             hi[x] = max(hi[x], row[x])
-            fin[x] += row[x] - row[x]
+        if check:
+            for x in range(w):
+                fin[x] += row[x] - row[x]
         if need_lo:
             for x in range(w):
                 lo[x] = min(lo[x], row[x])
@@ -233,10 +237,10 @@ def _tile_maxima(maps):
     nty, nsx = (h + _TILE_ROWS - 1) // _TILE_ROWS, (w + _SEG - 1) // _SEG
     out = np.empty((nj, nty, nsx), np.float32)
     acc = np.empty(w, np.float32)
-    fin = np.zeros(w, np.float32)
+    no_check = np.empty(0, np.float32)  # used for det, finite where the candidate scan found peaks finite
     for j in range(nj):
         for ty in range(nty):
-            _band_tile_max(maps[j], ty, acc, fin, out[j, ty])
+            _band_tile_max(maps[j], ty, acc, no_check, out[j, ty])
     return out
 
 
@@ -551,14 +555,14 @@ def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi):
     rows = tg.reshape(h, w * nl)
     seg_lo = np.empty((nl, nsx), np.float32)
     seg_hi = np.empty((nl, nsx), np.float32)
-    fin = np.zeros(w * nl, np.float32)  # unused: the tags were checked before
+    no_check = np.empty(0, np.float32)  # the tags were checked before grouping
     for ty in range((h + _TILE_ROWS - 1) // _TILE_ROWS):
         live = False
         for sx in range(nsx):
             live = live or tile_max[ty * nsx + sx] >= floor
         if not live:
             continue
-        _band_extrema(rows, ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h), lo, hi, True, fin)
+        _band_extrema(rows, ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h), lo, hi, True, no_check)
         for l in range(nl):
             _segment_extremum(lo, w, nl, l, seg_lo[l], False)
             _segment_extremum(hi, w, nl, l, seg_hi[l], True)
