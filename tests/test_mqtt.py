@@ -433,7 +433,12 @@ def test_slow_link_and_outage_keep_queues_and_memory_bounded(tmp_path):
         assert peak_queued <= cfg.max_queued_messages, peak_queued
         assert growth < 25, f"RSS grew {growth:.0f} MB"  # unbounded, 60 MB of poses would pile up
         assert stats["poses_dropped"] > 2000 and stats["poses_sent"] > 0
-        assert stats["snapshots_dropped"] >= 25 and stats["events_dropped"] > 0
+        # Of the 30 snapshots (100 kB each), the link carries almost none during the loop; the socket buffers on
+        # either side of it take a few (1-6 seen, depending on the kernel's buffer sizing). Queued without bound,
+        # none would be dropped.
+        assert stats["snapshots_sent"] + stats["snapshots_dropped"] >= 29  # at most one waits in the slot
+        assert stats["snapshots_dropped"] >= 20, stats
+        assert stats["events_dropped"] > 0
 
         broker.stop()  # outage: events go to the bounded buffer, oldest dropped first
         deadline = time.monotonic() + 10

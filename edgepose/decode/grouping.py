@@ -180,20 +180,11 @@ def _band_extrema(m, y0, y1, lo, hi, need_lo, fin):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _span_max(a, x0, x1, stride):
-    """max(a[x0:x1:stride])."""
+def _span_extremum(a, x0, x1, stride, take_max):
+    """max (or min) of a[x0:x1:stride]."""
     v = a[x0]
     for x in range(x0 + stride, x1, stride):
-        v = max(v, a[x])
-    return v
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _span_min(a, x0, x1, stride):
-    """min(a[x0:x1:stride])."""
-    v = a[x0]
-    for x in range(x0 + stride, x1, stride):
-        v = min(v, a[x])
+        v = max(v, a[x]) if take_max else min(v, a[x])
     return v
 
 
@@ -218,7 +209,7 @@ def _segment_extremum(a, w, nl, l, out, take_max):
     for s in range(full, out.shape[0]):
         x0 = (s * _SEG) * nl + l
         x1 = min(s * _SEG + _SEG, w) * nl
-        out[s] = _span_max(a, x0, x1, nl) if take_max else _span_min(a, x0, x1, nl)
+        out[s] = _span_extremum(a, x0, x1, nl, take_max)
 
 
 @njit(cache=True, nogil=True)
