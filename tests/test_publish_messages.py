@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgepose.publish import JsonLinesSink, MultiSink, event_message, open_sink, pose_message, stats_message
-from edgepose.publish.message import iso_utc, pose_schema, validate_pose_message
+from edgepose.publish.message import encode, iso_utc, pose_schema, validate_pose_message
 from edgepose.types import JOINT_NAMES, Frame, Poses
 
 
@@ -43,7 +43,7 @@ def test_real_coco_people_make_valid_messages_with_exact_joints(coco_people):
         frame = _frame(cv2.imread(str(path)), n)
         msg = pose_message(source_id="coco", frame=frame, poses=poses, model="gt", inference_ms=1.5, total_ms=4.25)
         validate_pose_message(msg)
-        validate_pose_message(json.loads(json.dumps(msg)))  # what a subscriber parses
+        validate_pose_message(json.loads(encode(msg)))  # what a subscriber parses
         assert msg["frame"] == {"width": frame.size[0], "height": frame.size[1]}
         assert len(msg["people"]) == len(poses)
         for person, xy, conf, box in zip(msg["people"], poses.xy, poses.conf, poses.boxes()):
@@ -53,6 +53,34 @@ def test_real_coco_people_make_valid_messages_with_exact_joints(coco_people):
             assert [j["confidence"] for j in person["keypoints"].values()] == conf.tolist()
             np.testing.assert_allclose(person["bbox"], box, atol=0.05)
             assert person["track_id"] == -1
+
+
+def test_encoded_messages_are_the_standard_librarys_json_and_always_valid(coco_people):
+    """The sinks' encoder writes what json.dumps would for a poses message, byte for byte, plus what json.dumps
+    gets wrong or refuses: numpy values become numbers, NaN and infinity null, integer keys strings."""
+    path, poses = max(coco_people, key=lambda p: len(p[1]))
+    msg = pose_message(source_id="coco", frame=_frame(cv2.imread(str(path))), poses=poses, model="gt",
+                       inference_ms=1.5, total_ms=4.25)
+    assert encode(msg) == json.dumps(msg, separators=(",", ":")).encode()
+    odd = {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": float("inf"), 7: "seven", "é": "ü"}
+    assert json.loads(encode(odd)) == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": None, "7": "seven", "é": "ü"}
+
+
+def test_crowd_message_values_are_rounded_as_the_schema_says():
+    """Keypoints and boxes to 0.1 px, confidences and scores to 1e-4, however many people."""
+    rng = np.random.default_rng(3)
+    poses = Poses(rng.random((30, 17, 2), dtype=np.float32) * 640, rng.random((30, 17), dtype=np.float32),
+                  rng.random(30, dtype=np.float32))
+    msg = pose_message(source_id="crowd", frame=_frame(np.zeros((480, 640, 3), np.uint8)), poses=poses, model="m",
+                       inference_ms=1, total_ms=2)
+    for person, xy, conf, score in zip(msg["people"], poses.xy, poses.conf, poses.score):
+        got = np.array([[j["x"], j["y"]] for j in person["keypoints"].values()])
+        np.testing.assert_allclose(got, xy, atol=0.05 + 1e-4)
+        assert all(round(v, 1) == v for v in got.ravel().tolist() + person["bbox"])
+        got_conf = [j["confidence"] for j in person["keypoints"].values()]
+        np.testing.assert_allclose(got_conf, conf, atol=5e-5 + 1e-7)
+        assert all(round(c, 4) == c for c in got_conf) and person["score"] == round(person["score"], 4)
+        assert abs(person["score"] - score) <= 5e-5 + 1e-7
 
 
 def test_timestamp_is_iso_utc_of_wall_time():

@@ -11,13 +11,12 @@ Topics under ``<prefix>/<source_id>/``:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import lru_cache
 
 from edgepose.config import SourceConfig
 from edgepose.publish.homeassistant import Entity, EntityKind, SourceDevice
-from edgepose.publish.message import SCHEMA_VERSION, _person, iso_utc, pose_schema, raise_first_error
+from edgepose.publish.message import SCHEMA_VERSION, encode, iso_utc, person_entries, pose_schema, raise_first_error
 
 RULE_ENTITIES = {"fall": ("Fall", "safety", "mdi:human-handsdown"), "hands_up": ("Hands up", None, "mdi:human-handsup")}
 
@@ -45,8 +44,7 @@ def analytics_event_message(*, source_id: str, event, frame_index: int, frame_si
             msg[key] = value
     if event.pose is not None and len(event.pose):
         p = event.pose
-        msg["person"] = _person(p.xy[0].tolist(), p.conf[0].tolist(), float(p.score[0]), int(p.track_id[0]),
-                                p.boxes()[0].tolist(), bool(p.track_id[0] >= 0))
+        msg["person"] = person_entries(p[:1], p.track_id[:1] >= 0)[0]
     return msg
 
 
@@ -57,7 +55,7 @@ def retained_topics(source: SourceConfig, counters: Mapping) -> dict[str, bytes]
         out[f"lines/{name}/in"], out[f"lines/{name}/out"] = str(c["in"]).encode(), str(c["out"]).encode()
     for rule, active in counters["rules"].items():
         out[f"rules/{rule}"] = b"ON" if active else b"OFF"
-    out["analytics"] = json.dumps(analytics_message(source, counters), separators=(",", ":")).encode()
+    out["analytics"] = encode(analytics_message(source, counters))
     return out
 
 

@@ -15,11 +15,19 @@ from importlib import resources
 from typing import Literal
 
 import numpy as np
+import orjson
 
 from edgepose.types import JOINT_NAMES, Frame, Poses
 
 SCHEMA_VERSION = 2  # 2: poses carry `count` and each person's `counted` (the counting rule, edgepose.track.counting)
 EVENT_KINDS = ("person_entered", "person_left")
+
+
+def encode(msg: Mapping) -> bytes:
+    """A message as compact UTF-8 JSON, what the sinks send. orjson encodes a 30-person poses message (30 kB) about
+    ten times faster than the standard library; numpy scalars and arrays become numbers and lists, NaN and
+    infinity become null (json.dumps would write invalid JSON), non-string keys become strings."""
+    return orjson.dumps(msg, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def iso_utc(wall_time_ns: int) -> str:
@@ -30,18 +38,29 @@ def iso_utc(wall_time_ns: int) -> str:
 
 
 def _person(xy: list, conf: list, score: float, track_id: int, box: list, counted: bool) -> dict:
-    # Python lists from ndarray.tolist(): the same floats as float() per element, without a numpy scalar each
-    # (a crowd of 30 took 10 ms to build that way).
+    # Python lists of already rounded floats (``_rounded``): building 510 keypoint dicts for a crowd of 30 is
+    # then all that is left per joint.
     return {
         "track_id": track_id,
-        "score": round(score, 4),
+        "score": score,
         "counted": counted,
-        "bbox": [round(v, 1) for v in box],
-        "keypoints": {
-            name: {"x": round(x, 1), "y": round(y, 1), "confidence": round(c, 4)}
-            for name, (x, y), c in zip(JOINT_NAMES, xy, conf)
-        },
+        "bbox": box,
+        "keypoints": {name: {"x": x, "y": y, "confidence": c} for name, (x, y), c in zip(JOINT_NAMES, xy, conf)},
     }
+
+
+def person_entries(poses: Poses, counted: np.ndarray) -> list[dict]:
+    """The ``people`` entries of a poses message (schema.json), one per person; counted: a flag per person."""
+    return [_person(*person) for person in zip(_rounded(poses.xy, 1), _rounded(poses.conf, 4), _rounded(poses.score, 4),
+                                               poses.track_id.tolist(), _rounded(poses.boxes(min_conf=0.0), 1),
+                                               np.asarray(counted, bool).tolist())]
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    """values rounded to ``decimals`` as nested Python floats. One vectorised round instead of a round() per
+    value: for 30 people that was half the message's cost. numpy rounds x * 10^d to even, so a value within
+    float error of a half (0.15) can round the other way than round() would: a 0.1 px difference at most."""
+    return np.round(np.asarray(values, np.float64), decimals).tolist()
 
 
 def pose_message(
@@ -63,7 +82,6 @@ def pose_message(
     and count: the counting rule's verdict (``edgepose.track.counting.CountUpdate``); by default everyone counts.
     """
     width, height = frame_size if frame_size is not None else frame.size
-    boxes = poses.boxes(min_conf=0.0)
     counted = np.ones(len(poses), bool) if counted is None else np.asarray(counted, bool)
     if counted.shape != (len(poses),):
         raise ValueError(f"counted needs one flag per person ({len(poses)}), got shape {counted.shape}")
@@ -77,10 +95,7 @@ def pose_message(
         "model": model,
         "latency": {"inference_ms": round(float(inference_ms), 2), "total_ms": round(float(total_ms), 2)},
         "count": int(counted.sum()) if count is None else int(count),
-        "people": [
-            _person(*person) for person in zip(poses.xy.tolist(), poses.conf.tolist(), poses.score.tolist(),
-                                               poses.track_id.tolist(), boxes.tolist(), counted.tolist())
-        ],
+        "people": person_entries(poses, counted),
     }
 
 

@@ -30,7 +30,6 @@ so a large JPEG never queues behind a slow link. Drops are counted per kind.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import ssl
@@ -47,6 +46,7 @@ from paho.mqtt.packettypes import PacketTypes
 from edgepose.config import MqttConfig
 from edgepose.errors import BrokerError
 from edgepose.publish.homeassistant import OFFLINE, ONLINE, SourceDevice, discovery_messages
+from edgepose.publish.message import encode
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +387,7 @@ class MqttPublisher:
         """Per-frame poses (QoS qos_poses); also updates the retained ``people`` count (the message's ``count``)
         when it changes."""
         channel = self._channel(source_id)
-        channel.publish(topic(self.config, source_id, "poses"), _json(msg), self.config.qos_poses, "poses")
+        channel.publish(topic(self.config, source_id, "poses"), encode(msg), self.config.qos_poses, "poses")
         people = msg["count"]
         if people != channel.last_people:
             channel.last_people = people
@@ -396,14 +396,14 @@ class MqttPublisher:
     def publish_event(self, source_id: str, msg: dict) -> None:
         """A person entered/left event (QoS qos_events; buffered across outages)."""
         self._channel(source_id).publish(
-            topic(self.config, source_id, "events"), _json(msg), self.config.qos_events, "events"
+            topic(self.config, source_id, "events"), encode(msg), self.config.qos_events, "events"
         )
 
     def publish_stats(self, source_id: str, msg: dict) -> None:
         """Retained stats; the publisher's own counters are added under ``publish``. The people count goes again
         with them, so Home Assistant's ``expire_after`` sees a live source's count as fresh."""
         channel = self._channel(source_id)
-        payload = _json({**msg, "publish": channel.stats()})
+        payload = encode({**msg, "publish": channel.stats()})
         channel.publish_retained(topic(self.config, source_id, "stats"), payload)
         if channel.last_people is not None:
             channel.publish_retained(topic(self.config, source_id, "people"), str(channel.last_people).encode())
@@ -452,5 +452,3 @@ class MqttPublisher:
         self.close()
 
 
-def _json(msg: dict) -> bytes:
-    return json.dumps(msg, separators=(",", ":")).encode()

@@ -5,7 +5,6 @@ The service only knows the ``Sink`` protocol; ``open_sink`` turns the ``output``
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from typing import IO, Protocol, runtime_checkable
 
 from edgepose.config import MqttConfig, SourceConfig, split_outputs
 from edgepose.errors import EdgeposeError
+from edgepose.publish.message import encode
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class JsonLinesSink:
             ) from None
 
     def _write(self, msg: dict) -> None:
-        line = json.dumps(msg, separators=(",", ":")) + "\n"
+        line = encode(msg).decode() + "\n"
         with self._lock:
             if self._broken or self._stream.closed:
                 return
