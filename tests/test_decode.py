@@ -19,7 +19,7 @@ from edgepose.decode import (
     group,
     resize_bilinear,
 )
-from edgepose.decode.grouping import linear_sum_assignment
+from edgepose.assignment import linear_sum_assignment
 from edgepose.types import FLIP_INDEX, NetOutput
 
 # GroupingParams field -> reference_group keyword
