@@ -76,11 +76,13 @@ def _band_extrema(m, y0, y1, lo, hi, need_lo, fin):
     check = fin.shape[0] > 0
     for y in range(y0, y1):
         row = m[y]
-        for x in range(w):
-            hi[x] = max(hi[x], row[x])
         if check:
             for x in range(w):
                 fin[x] += row[x] - row[x]
+        if y == y0:  # already the initial extrema
+            continue
+        for x in range(w):
+            hi[x] = max(hi[x], row[x])
         if need_lo:
             for x in range(w):
                 lo[x] = min(lo[x], row[x])
@@ -425,20 +427,6 @@ def _sift_down(heap, n, i, key):
             break
         heap[i] = heap[c]
         i = c
-    heap[i] = item
-
-
-@njit(cache=True, nogil=True)
-def _sift_up(heap, i, key):
-    """Move heap[i] up until its parent's key (key[heap[.]]) is not smaller: a push onto heap[:i + 1]."""
-    item = heap[i]
-    k = key[item]
-    while i > 0:
-        parent = (i - 1) // 2
-        if key[heap[parent]] >= k:
-            break
-        heap[i] = heap[parent]
-        i = parent
     heap[i] = item
 
 

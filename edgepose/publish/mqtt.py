@@ -450,5 +450,3 @@ class MqttPublisher:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-

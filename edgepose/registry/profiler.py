@@ -5,8 +5,8 @@ Each model is measured as it will run: in the configured inference mode (one syn
 queue), with the configured precision hint, shared by the configured number of sources, and with the grouping
 cost measured on frames with people (``people_frames``: stills of two standing and four seated people, shipped
 with the package, so a user's machine measures what this one does). A profile is cached under the user cache dir,
-keyed by device name, CPU model, OpenVINO version, the model's topology and weights checksums, the frame size, mode, sources, precision hint and the set of
-people frames; any change re-profiles. Selection rule:
+keyed by device name, CPU model, OpenVINO version, the model's topology and weights checksums, the frame size,
+mode, sources, precision hint and the set of people frames; any change re-profiles. Selection rule:
   * effective fps (per source): latency mode 1000 / ((latency p50 + overhead_ms) * sources), as the sources take
     turns on one request; throughput mode 1000 / (1000 / throughput_fps + overhead_ms) / sources; overhead =
     measured grouping;

@@ -18,7 +18,6 @@ from numbers import Real
 
 import numpy as np
 
-from edgepose import assignment
 from edgepose.track.distances import DistanceFn, get_distance_by_name
 from edgepose.types import Poses
 
@@ -51,7 +50,9 @@ def linear_sum_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"cost must be a 2-D matrix, got shape {cost.shape}")
     if not np.isfinite(cost).all():
         raise ValueError("cost contains NaN or infinite values")
-    col_for_row = assignment.linear_sum_assignment(cost)
+    from edgepose.assignment import linear_sum_assignment as solve  # numba loads on first use, not on import
+
+    col_for_row = solve(cost)
     rows = np.flatnonzero(col_for_row >= 0)
     return rows, col_for_row[rows]
 
