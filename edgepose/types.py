@@ -7,6 +7,7 @@ Only numpy is imported: every layer of edgepose may depend on this module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -51,7 +52,8 @@ OKS_SIGMAS = np.array(
 class Frame:
     """One captured picture.
 
-    image: (H, W, 3) uint8, BGR, C-contiguous.
+    pixels: what capture delivered: a (H, W, 3) uint8 BGR C-contiguous array, or a decoder's I420 picture
+        (``edgepose.resize.I420Image``), which inference shrinks without converting the whole frame.
     index: 0-based position in the source's stream (counts every frame the source produced, dropped ones too).
     timestamp_ns: time.monotonic_ns() when the frame was captured (latency measurements).
     wall_time_ns: time.time_ns() when the frame was captured (what subscribers see).
@@ -60,11 +62,16 @@ class Frame:
         and events however fast or unevenly the machine processes it.
     """
 
-    image: np.ndarray
+    pixels: np.ndarray
     index: int
     timestamp_ns: int
     wall_time_ns: int
     media_ns: int | None = None
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The picture as a (H, W, 3) uint8 BGR array, converted on first use (snapshots, recorded video)."""
+        return self.pixels if isinstance(self.pixels, np.ndarray) else self.pixels.to_bgr()
 
     @property
     def clock_ns(self) -> int:
@@ -74,7 +81,7 @@ class Frame:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
-        return int(self.image.shape[1]), int(self.image.shape[0])
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import ctypes
 import logging
 import time
 
-import cv2
 import numpy as np
 
 # OpenVINO loaded after GStreamer can SIGABRT on its first C++ exception unless libgcc_s is global first.
@@ -30,14 +29,16 @@ from gi.repository import GLib, Gst, GstApp, GstVideo  # noqa: E402
 
 from edgepose.capture.source import FrameSource, LatestSlot, SourceSpec  # noqa: E402
 from edgepose.errors import SourceError  # noqa: E402
+from edgepose.resize import I420Image  # noqa: E402
 from edgepose.types import Frame  # noqa: E402
 
 Gst.init(None)
 log = logging.getLogger(__name__)
 
-# What appsink accepts. Decoders output I420, and converting it with OpenCV's SIMD code is about twice as fast
-# as videoconvert's I420->BGR (benchmarks/capture.py); videoconvert still picks BGR for RGB-family input
-# (e.g. Jetson's BGRx), where a repack is cheaper than a round trip through YUV.
+# What appsink accepts. Decoders output I420, which frames carry on unconverted (``I420Image``): inference shrinks
+# the planes before converting, and OpenCV's SIMD code converts a whole frame about twice as fast as
+# videoconvert's I420->BGR (benchmarks/capture.py) where one is needed. videoconvert still picks BGR for RGB-family
+# input (e.g. Jetson's BGRx), where a repack is cheaper than a round trip through YUV.
 SINK_CAPS = "video/x-raw,format=I420; video/x-raw,format=BGR"
 _POLL_S = 0.1  # how often a waiting reader looks at the bus and at close()
 _FILE_QUEUE = 4  # decoded frames appsink may hold ahead of a file reader (decode overlaps consumption)
@@ -175,7 +176,7 @@ class GstFrameSource(FrameSource):
         if data.size < info.size:
             raise SourceError(f"{self.spec.display} delivered a truncated frame — check the custom pipeline's caps")
         if info.finfo.format == GstVideo.VideoFormat.I420:
-            image = i420_to_bgr(data, info.width, info.height, info.offset[:3], info.stride[:3])
+            image = I420Image(data, info.width, info.height, tuple(info.offset[:3]), tuple(info.stride[:3]))
         else:
             # Rows may be padded to a multiple of 4 bytes (e.g. width 482 BGR -> stride 1448): drop the padding.
             rows = data[: info.stride[0] * info.height].reshape(info.height, info.stride[0])[:, : info.width * 3]
@@ -195,34 +196,6 @@ class GstFrameSource(FrameSource):
             self._handler = None
         if getattr(self, "_pipeline", None) is not None:
             self._pipeline.set_state(Gst.State.NULL)
-
-
-def i420_to_bgr(data: np.ndarray, width: int, height: int, offsets, strides) -> np.ndarray:
-    """A C-contiguous BGR image from an I420 buffer with GStreamer's plane ``offsets`` and row ``strides``.
-
-    OpenCV wants the three planes packed without padding and an even size, so padded or odd-sized frames are
-    repacked first (an odd last row/column is repeated, then cropped off again).
-    """
-    even_w, even_h = width + width % 2, height + height % 2
-    cw, ch = even_w // 2, even_h // 2
-    packed_layout = (list(offsets), list(strides)) == ([0, width * height, width * height + cw * ch], [width, cw, cw])
-    if packed_layout and (even_w, even_h) == (width, height):
-        packed = data[: width * height * 3 // 2].reshape(height * 3 // 2, width)
-    else:
-        packed = np.empty(even_w * even_h * 3 // 2, np.uint8)
-        planes = ((even_w, even_h, width, height), (cw, ch, cw, ch), (cw, ch, cw, ch))
-        start = 0
-        for (pw, ph, w, h), offset, stride in zip(planes, offsets, strides):
-            src = data[offset : offset + stride * (h - 1) + w]
-            src = np.lib.stride_tricks.as_strided(src, (h, w), (stride, 1))
-            dst = packed[start : start + pw * ph].reshape(ph, pw)
-            dst[:h, :w] = src
-            dst[h:, :w] = src[-1:]  # edge repeat fills the even-size margin
-            dst[:, w:] = dst[:, w - 1 : w]
-            start += pw * ph
-        packed = packed.reshape(even_h * 3 // 2, even_w)
-    bgr = cv2.cvtColor(packed, cv2.COLOR_YUV2BGR_I420)
-    return bgr if (even_w, even_h) == (width, height) else np.ascontiguousarray(bgr[:height, :width])
 
 
 def _video_info(caps: Gst.Caps) -> GstVideo.VideoInfo:

@@ -283,7 +283,7 @@ class FrameSource(ABC):
             self._last_media_ns = media_ns
         if self._size is None:
             self._size = (int(image.shape[1]), int(image.shape[0]))
-        return Frame(image=image, index=index, timestamp_ns=mono, wall_time_ns=wall, media_ns=media_ns)
+        return Frame(pixels=image, index=index, timestamp_ns=mono, wall_time_ns=wall, media_ns=media_ns)
 
     def _check_timeout(self, started: float) -> None:
         """Raise SourceError when no frame came for ``timeout`` seconds since ``started`` (monotonic s)."""

@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.resize import resize
+from edgepose.resize import I420Image, resize
 from edgepose.types import NUM_JOINTS, NetOutput
 
 CARD_NAME = "model.json"
@@ -161,8 +161,9 @@ class Geometry:
         """A zeroed u8 NHWC network input; the padding stays zero because ``fill`` only writes the image area."""
         return np.zeros((1, self.net_size[1], self.net_size[0], 3), np.uint8)
 
-    def fill(self, image: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-        """Resize ``image`` into the top-left of ``buffer`` (from ``new_buffer``); returns ``buffer``."""
+    def fill(self, image: np.ndarray | I420Image, buffer: np.ndarray) -> np.ndarray:
+        """Resize ``image`` (BGR, or I420 which comes out BGR) into the top-left of ``buffer`` (from
+        ``new_buffer``); returns ``buffer``."""
         rw, rh = self.resized
         resize(image, (rw, rh), dst=buffer[0, :rh, :rw])
         return buffer
@@ -192,8 +193,8 @@ class PoseBackend(Protocol):
 
     def prepare(self, width: int, height: int) -> object: ...
     def geometry(self, width: int, height: int) -> Geometry: ...
-    def infer(self, image: np.ndarray) -> NetOutput: ...
-    def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None: ...
+    def infer(self, image: np.ndarray | I420Image) -> NetOutput: ...
+    def submit(self, image: np.ndarray | I420Image, userdata, callback: Callable[[NetOutput, object], None]) -> None: ...
     def wait_all(self) -> None: ...
 
 
@@ -225,8 +226,10 @@ def check_output_size(info: ModelInfo, geometry: Geometry, name: str, shape: tup
                          "does not match the network")
 
 
-def check_image(image: np.ndarray) -> None:
-    """ValueError unless ``image`` is a BGR uint8 (H, W, 3) array."""
+def check_image(image: np.ndarray | I420Image) -> None:
+    """ValueError unless ``image`` is a BGR uint8 (H, W, 3) array or a decoder's I420 picture."""
+    if isinstance(image, I420Image):
+        return
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {desc}")

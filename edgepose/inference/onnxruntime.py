@@ -34,6 +34,7 @@ from edgepose.inference.common import (
     model_file,
     read_card,
 )
+from edgepose.resize import I420Image
 from edgepose.types import NetOutput
 
 log = logging.getLogger(__name__)
@@ -186,15 +187,15 @@ class OnnxPoseModel:
         heatmaps, tags = self._session.run(list(OUTPUTS), {"image": buffer})
         return heatmaps[0], tags[0]
 
-    def infer(self, image: np.ndarray) -> NetOutput:
-        """Run one BGR frame synchronously (thread-safe; sources sharing the model take turns per size)."""
+    def infer(self, image: np.ndarray | I420Image) -> NetOutput:
+        """Run one frame (BGR, or an I420 picture from capture) synchronously (thread-safe; sources sharing the model take turns per size)."""
         check_image(image)
         frames = self.prepare(image.shape[1], image.shape[0])
         with frames.lock:
             heatmaps, tags = self._run(frames.geometry.fill(image, frames.buffer))
         return frames.geometry.output(heatmaps, tags, self.info)
 
-    def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None:
+    def submit(self, image: np.ndarray | I420Image, userdata, callback: Callable[[NetOutput, object], None]) -> None:
         """Queue one frame; ``callback(output, userdata)`` runs on a worker thread.
 
         Blocks only while ``THROUGHPUT_JOBS`` frames are in flight (the back-pressure capture needs). An error

@@ -33,6 +33,7 @@ from edgepose.inference.common import (
     model_file,
     read_card,
 )
+from edgepose.resize import I420Image
 from edgepose.types import NetOutput
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class _Session:
 
 
 class PoseModel:
-    """A pose IR that feeds raw BGR frames and returns ``NetOutput``.
+    """A pose IR that feeds raw frames (BGR, or I420 from capture) and returns ``NetOutput``.
 
     It is compiled once per frame size (so several sources of different sizes can share one model) with the
     OpenVINO cache dir, so restarts skip compilation.
@@ -227,15 +228,15 @@ class PoseModel:
         return session.geometry.output(request.get_tensor("heatmaps").data[0],
                                        request.get_tensor("embeddings").data[0], self.info)
 
-    def infer(self, image: np.ndarray) -> NetOutput:
-        """Run one BGR frame synchronously (thread-safe; sources sharing the model take turns)."""
+    def infer(self, image: np.ndarray | I420Image) -> NetOutput:
+        """Run one frame (BGR, or an I420 picture from capture) synchronously (thread-safe; sources sharing the model take turns)."""
         check_image(image)
         session = self.prepare(image.shape[1], image.shape[0])
         with session.lock:
             session.request.infer({self._input_name: self._fill(session, image)})
             return self._output(session, session.request)
 
-    def submit(self, image: np.ndarray, userdata, callback: Callable[[NetOutput, object], None]) -> None:
+    def submit(self, image: np.ndarray | I420Image, userdata, callback: Callable[[NetOutput, object], None]) -> None:
         """Queue one frame on the async queue; ``callback(output, userdata)`` runs on an OpenVINO thread.
 
         Blocks only while every request is busy, which is the back-pressure capture needs. An exception raised

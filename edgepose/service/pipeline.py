@@ -146,7 +146,7 @@ class Pipeline:
         # so capture->publish latency is one inference plus grouping; GStreamer decodes in its own threads.
         for frame in self._frames():
             t0 = time.perf_counter()
-            out = self.model.infer(frame.image)
+            out = self.model.infer(frame.pixels)
             self._deliver(frame, out, (time.perf_counter() - t0) * 1e3)
 
     def _run_throughput(self) -> None:
@@ -162,7 +162,7 @@ class Pipeline:
                     if self._stop.is_set() or self._error is not None:
                         return
                 data = (self._submitted, frame, time.perf_counter())
-                self.model.submit(frame.image, data,
+                self.model.submit(frame.pixels, data,
                                   lambda out, d: inbox.put((d, out, (time.perf_counter() - d[2]) * 1e3)))
         finally:
             try:
