@@ -6,19 +6,28 @@
 
 The pipeline side is the service's own path (GStreamer decode, resize, inference, Numba grouping, tracking, the
 poses message and a JSON-lines sink; ``total_ms`` is stamped after the sink accepted each message). The bare side
-feeds the same frames, decoded once beforehand, to the same compiled model. Setup is outside both timings:
+feeds the same frames, decoded once beforehand (as capture delivers them: I420 from GStreamer), to the same compiled model. Setup is outside both timings:
 models are loaded, compiled and warmed (grouping JIT included) once, and each pipeline round opens its source and
 sink before its clock starts. The sides are interleaved (bare, pipeline, pipeline, bare, ...) for ``--rounds``
 rounds in this one process, so machine noise falls on both; each ratio is per round, reported as the median with
 its min..max.
 
-    python benchmarks/pipeline.py [--model MODEL.xml] [--video FILE] [--frames 60] [--rounds 8]
+``--stages`` then runs the pipeline once more with each stage's thread CPU time summed (capture's frame conversion,
+inference submit and output copy, grouping, tracking, message + sink), times capture alone (the source read
+as fast as it decodes, no inference: demux, H.264 decode and conversion, all threads), and prints the ratio the
+pipeline could reach if everything but inference, capture, grouping and tracking cost nothing. On a CPU where
+inference uses every core, that bound is what the video decoder and the grouping leave.
+
+    python benchmarks/pipeline.py [--model MODEL.xml] [--video FILE] [--frames 60] [--rounds 8] [--stages]
 Without --model: the shipped edgepose-h4, else H-4 exported with random weights (needs the train extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import importlib
 import os
 import statistics
 import sys
@@ -27,6 +36,73 @@ import time
 from pathlib import Path
 
 from common import SAMPLES, default_model
+
+
+# (module, attribute, label) of each stage --stages times; a class method is named "Class.method".
+STAGES = (
+    ("edgepose.capture.gstreamer", "GstFrameSource._frame", "capture: GStreamer buffer -> frame"),
+    ("edgepose.inference.openvino", "PoseModel.submit", "inference submit (shrink to BGR, copy in)"),
+    ("edgepose.inference.openvino", "PoseModel._output", "inference output copy"),
+    ("edgepose.decode", "decode", "grouping (decode + checks)"),
+    ("edgepose.track.tracker", "Tracker.update", "tracking"),
+    ("edgepose.service.run", "SourceWorker.emit", "message + sink"),
+)
+
+
+@contextlib.contextmanager
+def stage_timers():
+    """Sum each STAGES function's thread CPU seconds (per calling thread, so nested threads do not count twice)."""
+    spent = dict.fromkeys((label for *_, label in STAGES), 0.0)
+    restore = []
+    for module, attr, label in STAGES:
+        owner = importlib.import_module(module)
+        *path, name = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def timed(*args, _f=original, _label=label, **kwargs):
+            t = time.thread_time()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                spent[_label] += time.thread_time() - t
+
+        setattr(owner, name, functools.wraps(original)(timed))
+        restore.append((owner, name, original))
+    try:
+        yield spent
+    finally:
+        for owner, name, original in restore:
+            setattr(owner, name, original)
+
+
+def capture_alone(video: str, n_frames: int) -> float:
+    """Process CPU ms per frame of reading ``video`` with the service's source, no inference (all threads)."""
+    from edgepose.capture import open_source
+
+    with open_source(video) as src:
+        frames = iter(src)
+        next(frames)  # the pipeline's first frame is prerolled before its clock too
+        c0 = time.process_time()
+        read = sum(1 for _ in zip(range(n_frames), frames))
+        return (time.process_time() - c0) * 1e3 / read
+
+
+def print_stages(bench: Bench, bare_cpu: float, n_frames: int) -> None:
+    with stage_timers() as spent:
+        fps, cpu, _ = bench.pipeline("throughput", n_frames)
+    capture = capture_alone(bench.video, n_frames)
+    print(f"stages (thread CPU ms per frame, one pipeline run of {n_frames} frames at {fps:.1f} fps, "
+          f"{cpu:.2f} ms CPU per frame; bare inference {bare_cpu:.2f} ms):")
+    for label, seconds in spent.items():
+        print(f"  {label:44s} {seconds * 1e3 / n_frames:6.3f}")
+    print(f"  {'capture alone (demux, decode, convert)':44s} {capture:6.3f}")
+    post = sum(spent[label] for label in ("grouping (decode + checks)", "tracking")) * 1e3 / n_frames
+    bound = bare_cpu / (bare_cpu + capture + post)
+    print(f"bound: with inference, capture alone, grouping and tracking as measured and everything else free, "
+          f"throughput / bare <= {bare_cpu:.2f} / ({bare_cpu:.2f} + {capture:.2f} + {post:.2f}) = {bound:.3f} "
+          "(when inference keeps every core busy)")
 
 
 def spread(values: list[float], fmt: str = ".3f") -> str:
@@ -47,7 +123,7 @@ class Bench:
         per_video = []
         for video in videos:  # the bare side's frames: the videos' first frames, taken in turn
             with open_source(video) as src:
-                per_video.append([f.image for _, f in zip(range(-(-n_frames // len(videos))), src)])
+                per_video.append([f.pixels for _, f in zip(range(-(-n_frames // len(videos))), src)])
         self.frames = [img for batch in zip(*per_video) for img in batch][:n_frames]
         self.cfg = load_config(None, {"sources": [{"id": f"cam{i}", "source": v} for i, v in enumerate(videos)],
                                       "model": {"name": model_path}, "output": str(tmp / "bench.jsonl"),
@@ -109,6 +185,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--device", default="CPU")
+    ap.add_argument("--stages", action="store_true",
+                    help="also time each stage of one more pipeline run and print the bound they set")
     args = ap.parse_args()
     os.environ.setdefault("OPENVINO_TELEMETRY", "0")
     from edgepose.registry.profiler import cpu_isa, cpu_model
@@ -149,6 +227,8 @@ def main() -> int:
           "to when the CPU is the limit, insensitive to other processes' load)")
     print(f"latency: capture->publish p50 {spread(lat['pipe'], '.1f')} ms, bare sync inference p50 "
           f"{spread(lat['bare'], '.1f')} ms; ratio {spread(lat['ratio'])} (goal <= 1.2)")
+    if args.stages:
+        print_stages(bench, statistics.median(cpu["bare"]), max(args.frames, 300))
     return 0
 
 
