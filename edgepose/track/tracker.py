@@ -28,13 +28,15 @@ from edgepose.types import Poses
 DEFAULT_MAX_DISTANCE = {"oks": 0.8, "iou": 0.7}
 
 
-def median_rows(d: np.ndarray) -> np.ndarray:
-    """``np.median(d, axis=0)`` bit for bit (NaN included) for a (k, m) array, k >= 1, without numpy's generic
-    reduction machinery: one call per matched track per frame made it most of the tracker's time in crowds."""
-    s = np.sort(d, axis=0)
-    k = len(s) // 2
-    med = s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
-    return np.where(np.isnan(s[-1]), np.nan, med)  # sort puts NaN last; np.median propagates it
+def median_seen(d: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Per person, the median over joints of the (m, 17, 2) displacements ``d`` at the joints where ``seen`` (m, 17)
+    is True: ``np.median(d[i][seen[i]], axis=0)`` bit for bit for every i with a seen joint (NaN where none is).
+    One sort for all people: the per-person median calls were most of the tracker's time in crowds."""
+    s = np.sort(np.where(seen[..., None], d, np.nan), axis=1)  # the unseen sort last, as NaN
+    k = seen.sum(axis=1)
+    people = np.arange(len(k))
+    # Odd k: the two middles are one, and (a + a) / 2 is exactly a.
+    return (s[people, np.maximum((k - 1) // 2, 0)] + s[people, k // 2]) / 2
 
 
 def linear_sum_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +183,10 @@ class Tracker:
         if timestamp_ns is not None:
             self._last_timestamp_ns = int(timestamp_ns)
         matched_tracks = set(ids[ids >= 0].tolist())
-        for c in np.flatnonzero(ids >= 0):
-            self._correct(self._tracks[ids[c]], poses.xy[c], poses.conf[c], now, scale)
+        matched_people = np.flatnonzero(ids >= 0)
+        if len(matched_people):
+            self._correct([self._tracks[k] for k in ids[matched_people]], poses.xy[matched_people],
+                          poses.conf[matched_people], now, scale)
 
         entered: list[int] = []
         left: list[int] = []
@@ -261,19 +265,22 @@ class Tracker:
         keep = dist[r, c] <= self.max_distance
         return list(zip(rows[r[keep]].tolist(), cols[c[keep]].tolist()))
 
-    def _correct(self, track: _Track, xy: np.ndarray, conf: np.ndarray, now: int, scale: float) -> None:
-        """Fold a matched detection into its track: new joints, updated velocity, one more hit."""
-        dt = (now - track.last_seen) * scale
-        predicted = track.xy + track.velocity * dt
+    def _correct(self, tracks: list[_Track], xy: np.ndarray, conf: np.ndarray, now: int, scale: float) -> None:
+        """Fold matched detections (xy (m, 17, 2), conf (m, 17)) into their m tracks, all at once: new joints,
+        updated velocities, one more hit."""
+        dt = np.array([(now - t.last_seen) * scale for t in tracks])
+        old_xy = np.stack([t.xy for t in tracks])
+        velocity = np.stack([t.velocity for t in tracks])
+        predicted = old_xy + velocity[:, None, :] * dt[:, None, None]
         seen_now = conf > self.min_joint_conf
-        both = seen_now & (track.conf > self.min_joint_conf)
-        if both.any():
-            # Median over joints: robust to a single mislocated joint.
-            step = median_rows(xy[both] - track.xy[both]) / dt
-            track.velocity += self.velocity_gain * (step - track.velocity)
+        both = seen_now & (np.stack([t.conf for t in tracks]) > self.min_joint_conf)
+        # Median over the joints seen both times: robust to a single mislocated joint.
+        step = median_seen(xy - old_xy, both) / dt[:, None]
+        velocity = np.where(both.any(axis=1)[:, None], velocity + self.velocity_gain * (step - velocity), velocity)
         # Joints not seen now keep moving with the person, so they are in place when they reappear.
-        track.xy = np.where(seen_now[:, None], xy, predicted)
-        track.conf = conf.copy()
-        track.last_seen = now
-        track.hits += 1
-        track.misses = 0
+        new_xy = np.where(seen_now[..., None], xy, predicted)
+        for k, track in enumerate(tracks):
+            track.xy, track.conf, track.velocity = new_xy[k], conf[k].copy(), velocity[k]
+            track.last_seen = now
+            track.hits += 1
+            track.misses = 0
