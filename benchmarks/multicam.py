@@ -10,7 +10,7 @@ and poses messages into one JSON-lines sink, sharing one throughput-mode model a
 The bare side feeds the videos' frames, decoded beforehand and taken in turn, to that model. Sources are opened
 and models compiled before the clocks start.
 
-    python benchmarks/multicam.py [--model MODEL.xml] [--sources 4] [--frames 40] [--rounds 4]
+    python benchmarks/multicam.py [--model MODEL.xml] [--sources 4] [--frames 100] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
     ap.add_argument("--sources", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=40, help="frames per source per round")
+    ap.add_argument("--frames", type=int, default=100, help="frames per source per round")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--device", default="CPU")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 """Capture: turn a camera, file, URL, RTSP stream or test pattern into an iterator of ``Frame``s.
 
     with open_source(parse_source("video.mp4")) as source:
-        for frame in source:          # Frame(image BGR uint8, index, timestamp_ns, wall_time_ns)
+        for frame in source:          # Frame(pixels: I420 or BGR as decoded, .image: BGR uint8, index, ...)
             ...
 
 GStreamer (PyGObject + appsink) does the work; when it is not installed, OpenCV's VideoCapture takes over

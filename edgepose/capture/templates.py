@@ -36,8 +36,8 @@ DEFAULT_TEMPLATE = {"camera": "v4l2-raw", "file": "file", "uri": "uri", "rtsp": 
 DEFAULT_LATENCY_MS = 200
 
 # Appended to every template (and to custom strings without an appsink): whatever the template decodes is
-# scaled and thinned to the requested size/rate. The capture code sets appsink's caps (I420 or BGR, turned
-# into BGR frames) and its other properties.
+# scaled and thinned to the requested size/rate. The capture code sets appsink's caps (I420, which frames carry
+# as decoded, or BGR) and its other properties.
 APPSINK_TAIL = "{rate}videoconvert n-threads=0 ! {scale}appsink name=sink"
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")  # `{ NV12, I420 }` caps lists contain spaces and are left alone
