@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: at run time this module imports numpy alone
+    from edgepose.resize import I420Image
 
 JOINT_NAMES: tuple[str, ...] = (
     "nose",
@@ -62,7 +66,7 @@ class Frame:
         and events however fast or unevenly the machine processes it.
     """
 
-    pixels: np.ndarray
+    pixels: np.ndarray | I420Image
     index: int
     timestamp_ns: int
     wall_time_ns: int
