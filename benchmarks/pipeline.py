@@ -6,15 +6,15 @@
 
 The pipeline side is the service's own path (GStreamer decode, resize, inference, Numba grouping, tracking, the
 poses message and a JSON-lines sink; ``total_ms`` is stamped after the sink accepted each message). The bare side
-feeds the same frames, decoded once beforehand (as capture delivers them: I420 from GStreamer), to the same compiled model. Setup is outside both timings:
-models are loaded, compiled and warmed (grouping JIT included) once, and each pipeline round opens its source and
-sink before its clock starts. The sides are interleaved (bare, pipeline, pipeline, bare, ...) for ``--rounds``
-rounds in this one process, so machine noise falls on both; each ratio is per round, reported as the median with
-its min..max.
+feeds the same frames, decoded once beforehand (as capture delivers them: I420 from GStreamer), to the same
+compiled model. Setup is outside both timings: models are loaded, compiled and warmed (grouping JIT included) once,
+and each pipeline round opens its source and sink before its clock starts. The sides are interleaved (bare,
+pipeline, pipeline, bare, ...) for ``--rounds`` rounds in this one process, so machine noise falls on both; each
+ratio is per round, reported as the median with its min..max.
 
-``--stages`` then runs the pipeline once more with each stage's thread CPU time summed (capture's frame conversion,
+``--stages`` then runs the pipeline once more with each stage's thread CPU time summed (capture's frame step,
 inference submit and output copy, grouping, tracking, message + sink), times capture alone (the source read
-as fast as it decodes, no inference: demux, H.264 decode and conversion, all threads), and prints the ratio the
+as fast as it decodes, no inference: demux, H.264 decode, frames; all threads), and prints the ratio the
 pipeline could reach if everything but inference, capture, grouping and tracking cost nothing. On a CPU where
 inference uses every core, that bound is what the video decoder and the grouping leave.
 
@@ -39,12 +39,13 @@ from common import SAMPLES, default_model
 
 
 # (module, attribute, label) of each stage --stages times; a class method is named "Class.method".
+GROUPING, TRACKING = "grouping (decode + checks)", "tracking"  # with capture alone, what the bound counts
 STAGES = (
     ("edgepose.capture.gstreamer", "GstFrameSource._frame", "capture: GStreamer buffer -> frame"),
     ("edgepose.inference.openvino", "PoseModel.submit", "inference submit (shrink to BGR, copy in)"),
     ("edgepose.inference.openvino", "PoseModel._output", "inference output copy"),
-    ("edgepose.decode", "decode", "grouping (decode + checks)"),
-    ("edgepose.track.tracker", "Tracker.update", "tracking"),
+    ("edgepose.decode", "decode", GROUPING),
+    ("edgepose.track.tracker", "Tracker.update", TRACKING),
     ("edgepose.service.run", "SourceWorker.emit", "message + sink"),
 )
 
@@ -98,7 +99,7 @@ def print_stages(bench: Bench, bare_cpu: float, n_frames: int) -> None:
     for label, seconds in spent.items():
         print(f"  {label:44s} {seconds * 1e3 / n_frames:6.3f}")
     print(f"  {'capture alone (demux, decode, frames)':44s} {capture:6.3f}")
-    post = sum(spent[label] for label in ("grouping (decode + checks)", "tracking")) * 1e3 / n_frames
+    post = (spent[GROUPING] + spent[TRACKING]) * 1e3 / n_frames
     bound = bare_cpu / (bare_cpu + capture + post)
     print(f"bound: with inference, capture alone, grouping and tracking as measured and everything else free, "
           f"throughput / bare <= {bare_cpu:.2f} / ({bare_cpu:.2f} + {capture:.2f} + {post:.2f}) = {bound:.3f} "
@@ -229,7 +230,7 @@ def main() -> int:
     print(f"latency: capture->publish p50 {spread(lat['pipe'], '.1f')} ms, bare sync inference p50 "
           f"{spread(lat['bare'], '.1f')} ms; ratio {spread(lat['ratio'])} (goal <= 1.2)")
     if args.stages:
-        print_stages(bench, statistics.median(cpu["bare"]), max(args.frames, 300))
+        print_stages(bench, statistics.median(cpu["bare"]), args.frames)
     return 0
 
 

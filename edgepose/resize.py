@@ -8,9 +8,10 @@ filters close to an area resize (a COCO photo reduced 2.5-5.6x: 37 dB PSNR again
 in 0.16 ms and 0.43 ms for those two frames.
 
 Decoders deliver I420 (YUV 4:2:0). Converting a whole frame to BGR and then shrinking it to 341x192 costs 0.21 ms
-at 768x432 and 0.75 ms at 1920x1080; shrinking the three planes first and converting only the network-sized
-picture costs 0.13 and 0.21 ms (``I420Image.resized``; 42-43 dB PSNR against the former). Capture hands frames on as ``I420Image``; the full BGR
-frame is made only where something needs it (``Frame.image``: snapshots, recorded video).
+at 768x432 and 0.75 ms at 1920x1080; shrinking the three planes first and converting only the network-sized picture
+costs 0.13 and 0.21 ms (``I420Image.resized``; 42-43 dB PSNR against the former). Capture hands frames on as
+``I420Image``; the full BGR frame is made only where something needs it (``Frame.image``: snapshots, recorded
+video).
 """
 
 from __future__ import annotations

@@ -182,8 +182,8 @@ class Tracker:
         self._frame += 1
         if timestamp_ns is not None:
             self._last_timestamp_ns = int(timestamp_ns)
-        matched_tracks = set(ids[ids >= 0].tolist())
         matched_people = np.flatnonzero(ids >= 0)
+        matched_tracks = set(ids[matched_people].tolist())
         if len(matched_people):
             self._correct([self._tracks[k] for k in ids[matched_people]], poses.xy[matched_people],
                           poses.conf[matched_people], now, scale)
