@@ -198,6 +198,26 @@ def test_one_non_finite_heatmap_value_anywhere_raises(bad, nms_applied):
         decode(out)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("where", ["joint nobody has", "joint everybody has", "at a peak"])
+@pytest.mark.parametrize("refine", [True, False])
+@pytest.mark.parametrize("dims", [1, 2])
+def test_one_non_finite_tag_value_anywhere_raises(bad, where, refine, dims):
+    """The tags' finiteness is checked by whichever pass reads them whole: refinement's tag boxes for a joint
+    someone lacks, a plain pass for the other joints and without refinement, and before matching at the peaks.
+    One bad value in the last pixel of a map (or on a peak) must be found on every path."""
+    heat, tags, _ = synthetic_frame(np.random.default_rng(3), 3, (40, 70), missing=0.0, noise=0.0, tag_dims=dims)
+    heat[5] *= 0.05  # below the detection threshold: every person lacks joint 5, refinement fills it
+    complete = group(heat, tags)
+    assert len(complete) == 3 and (complete.conf[:, 0] > 0.1).all() and (complete.conf[:, 5] < 0.1).all()
+    if where == "at a peak":
+        tags[3].reshape(-1, dims)[np.argmax(heat[3])] = bad
+    else:
+        tags[5 if where == "joint nobody has" else 0, 39, 69] = bad
+    with pytest.raises(ValueError, match="tags contain NaN or infinite values"):
+        group(heat, tags, refine=refine)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -46,11 +46,7 @@ def _checked_maps(heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
         tg = tg[..., None]
     if tg.ndim != 4 or tg.shape[:3] != hm.shape or tg.shape[3] < 1:
         raise ValueError(f"tags must have shape {hm.shape} or {hm.shape + ('L',)} like the heatmaps, got {tg.shape}")
-    from edgepose.decode.grouping import all_finite
-
-    # The heatmaps are checked by the grouping's first pass over them (``_run``).
-    if not all_finite(tg.reshape(-1)):
-        raise ValueError(_non_finite("tags"))
+    # NaN and infinite values are found by the grouping's own passes over the maps (``_run``).
     return hm, tg
 
 
@@ -59,15 +55,15 @@ def _non_finite(name: str) -> str:
 
 
 def _run(peaks, det, tags, do_nms: bool, params: GroupingParams) -> Poses:
-    from edgepose.decode.grouping import group_arrays  # numba loads on first use, not on import
+    from edgepose.decode import grouping  # numba loads on first use, not on import
 
-    xy, conf, score, finite = group_arrays(
+    xy, conf, score, status = grouping.group_arrays(
         peaks, det, tags, do_nms, params.nms_kernel, params.top_k, float(params.detection_threshold),
         float(params.tag_threshold), params.max_people, params.use_detection_val, params.ignore_too_much,
         params.adjust, params.refine, np.asarray(params.joint_order, np.int64),
     )
-    if not finite:
-        raise ValueError(_non_finite("heatmaps"))
+    if status:
+        raise ValueError(_non_finite("heatmaps" if status == grouping.NON_FINITE_PEAKS else "tags"))
     return Poses(xy, conf, score)
 
 

@@ -34,6 +34,7 @@ from numba import njit
 from edgepose.assignment import linear_sum_assignment
 
 _INF = np.inf
+NON_FINITE_PEAKS, NON_FINITE_TAGS = 1, 2  # group_arrays' status when a map holds NaN or infinite values
 
 
 @njit(cache=True, nogil=True)
@@ -267,7 +268,8 @@ def _match(tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_peo
 @njit(cache=True, nogil=True)
 def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf):
     """Fill missing joints in place (xy, conf): each goes to the first argmax (row-major) of
-    ``det[j] - round(|tag - person mean tag|)``, without scanning the whole map.
+    ``det[j] - round(|tag - person mean tag|)``, without scanning the whole map. Returns False, as soon as it
+    finds one, when the tags hold a NaN or infinite value: the tag boxes check them on their way.
 
     The map is cut into tiles of _TILE_ROWS x _SEG pixels. A pixel's score is at most its tile's heatmap max
     (``tile_max`` (J, TY, TX), the candidate scan's by-product) minus the rounded distance from the person's tag to
@@ -292,9 +294,12 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
     buf = np.empty(_SEG)
     lo = np.empty(w * nl, np.float32)
     hi = np.empty(w * nl, np.float32)
+    fin = np.zeros(w * nl, np.float32)
     for j in range(nj):
         need = np.flatnonzero(joint_val[:, j] <= 0.0)
         if need.shape[0] == 0:
+            if not all_finite(tags[j].reshape(-1)):
+                return False
             continue
         hm = det[j]
         tg = tags[j]
@@ -311,7 +316,9 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
                 if flat >= 0:
                     _offer(hm, tg, flat // w, flat % w, mean, q, best, best_pos)
             floor = min(floor, best[q])
-        _tile_boxes(tg, tm, floor, nsx, box_lo, box_hi, lo, hi)
+        _tile_boxes(tg, tm, floor, nsx, box_lo, box_hi, lo, hi, fin)
+        if fin.any():
+            return False
         for q in need:
             _tile_bounds(tm, box_lo, box_hi, mean[q], floor, bound)
             n_heap = 0
@@ -338,6 +345,7 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
                 xy[q, j, 0] = x + 0.5 + dx
                 xy[q, j, 1] = y + 0.5 + dy
                 conf[q, j] = hm[y, x]
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -431,8 +439,9 @@ def _sift_down(heap, n, i, key):
 
 
 @njit(cache=True, nogil=True)
-def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi):
-    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into box_lo[:, t], box_hi[:, t].
+def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi, fin):
+    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into box_lo[:, t], box_hi[:, t],
+    and the finiteness of all of them into fin (as ``_band_extrema``): the only pass over this joint's tags.
 
     A band of tiles at a time: the rows' element-wise extrema (vectorised), then each tile's span of them.
     lo, hi: scratch (W * L,).
@@ -441,14 +450,18 @@ def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi):
     rows = tg.reshape(h, w * nl)
     seg_lo = np.empty((nl, nsx), np.float32)
     seg_hi = np.empty((nl, nsx), np.float32)
-    no_check = np.empty(0, np.float32)  # the tags were checked before grouping
     for ty in range((h + _TILE_ROWS - 1) // _TILE_ROWS):
+        y0, y1 = ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h)
         live = False
         for sx in range(nsx):
             live = live or tile_max[ty * nsx + sx] >= floor
         if not live:
+            for y in range(y0, y1):
+                row = rows[y]
+                for x in range(row.shape[0]):
+                    fin[x] += row[x] - row[x]
             continue
-        _band_extrema(rows, ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h), lo, hi, True, no_check)
+        _band_extrema(rows, y0, y1, lo, hi, True, fin)
         for l in range(nl):
             _segment_extremum(lo, w, nl, l, seg_lo[l], False)
             _segment_extremum(hi, w, nl, l, seg_hi[l], True)
@@ -469,15 +482,25 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
     peaks (J, H, W): where candidates are looked for; with do_nms this must be det itself (max-pool NMS is
         applied here), without it the network's NMS-ed map.
     det (J, H, W): heatmap values used for the quarter-pixel adjustment and refinement; finite where peaks is.
-    tags (J, H, W, L), finite. joint_order: int64 (J,).
-    Returns xy (n, J, 2) f32 heatmap pixels, conf (n, J) f32, score (n,) f32, and False (with no people) when
-    peaks holds a NaN or infinite value: the candidate scan checks them on its way.
+    tags (J, H, W, L). joint_order: int64 (J,).
+    Returns xy (n, J, 2) f32 heatmap pixels, conf (n, J) f32, score (n,) f32 and a status: NON_FINITE_PEAKS or
+    NON_FINITE_TAGS (with no people) when peaks or tags hold a NaN or infinite value, else 0. Each map's
+    finiteness is checked by the first pass that reads all of it: the candidate scan for peaks, refinement's tag
+    boxes for the tags (a plain pass when there is nothing to refine).
     """
     nj, h, w = det.shape
     cand_val, cand_pos, cand_n, tile_max, finite = _candidates(peaks, do_nms, nms_kernel // 2, top_k,
                                                                detection_threshold)
+    none = np.zeros((0, nj, 2), np.float32), np.zeros((0, nj), np.float32), np.zeros(0, np.float32)
     if not finite:
-        return np.zeros((0, nj, 2), np.float32), np.zeros((0, nj), np.float32), np.zeros(0, np.float32), False
+        return none + (NON_FINITE_PEAKS,)
+    nl = tags.shape[3]
+    for j in range(nj):  # matching needs the candidates' tags finite; the rest are checked below
+        for k in range(cand_n[j]):
+            for l in range(nl):
+                v = tags[j, cand_pos[j, k] // w, cand_pos[j, k] % w, l]
+                if v - v != 0:
+                    return none + (NON_FINITE_TAGS,)
     joint_pos, joint_val, tag_sum, tag_cnt = _match(
         tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_people, use_detection_val,
         ignore_too_much,
@@ -507,8 +530,10 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
     if refine and n > 0:
         if not do_nms:  # peaks is the network's NMS-ed map: refinement needs the maxima of det itself
             tile_max = _tile_maxima(det)
-        _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
-    return xy, conf, score, True
+        finite = _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
+    else:
+        finite = all_finite(tags.reshape(-1))
+    return (xy, conf, score, 0) if finite else none + (NON_FINITE_TAGS,)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
