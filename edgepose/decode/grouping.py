@@ -295,6 +295,8 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
     lo = np.empty(w * nl, np.float32)
     hi = np.empty(w * nl, np.float32)
     fin = np.zeros(w * nl, np.float32)
+    cand_heat = np.empty(cand_pos.shape[1], np.float32)
+    cand_tag = np.empty((cand_pos.shape[1], nl), np.float32)
     for j in range(nj):
         need = np.flatnonzero(joint_val[:, j] <= 0.0)
         if need.shape[0] == 0:
@@ -305,14 +307,29 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
         tg = tags[j]
         tg1 = tg.reshape(h, w * nl)
         tm = tile_max[j].reshape(-1)
-        # Start each search from pixels likely to score well, the joint's candidates and the person's other
-        # joints; tiles below the weakest such start cannot matter to anyone and get no tag box.
+        # Start each search from pixels likely to score well, the joint's candidates (their heat and tags read
+        # once for everyone) and the person's other joints; tiles below the weakest such start cannot matter to
+        # anyone and get no tag box.
+        nc = cand_n[j]
+        for k in range(nc):
+            flat = cand_pos[j, k]
+            cand_heat[k] = hm[flat // w, flat % w]
+            cand_tag[k] = tg[flat // w, flat % w]
         floor = _INF
         for q in need:
             best[q] = -_INF
             best_pos[q] = -1
-            for k in range(cand_n[j] + nj):
-                flat = cand_pos[j, k] if k < cand_n[j] else joint_pos[q, k - cand_n[j]]
+            for k in range(nc):
+                s = 0.0
+                for l in range(nl):
+                    d = np.float64(cand_tag[k, l]) - mean[q, l]
+                    s += d * d
+                score = np.float64(cand_heat[k]) - np.rint(np.sqrt(s))
+                if score > best[q] or (score == best[q] and cand_pos[j, k] < best_pos[q]):
+                    best[q] = score
+                    best_pos[q] = cand_pos[j, k]
+            for k in range(nj):
+                flat = joint_pos[q, k]
                 if flat >= 0:
                     _offer(hm, tg, flat // w, flat % w, mean, q, best, best_pos)
             floor = min(floor, best[q])
