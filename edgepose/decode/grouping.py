@@ -319,7 +319,7 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
         for q in need:
             best[q] = -_INF
             best_pos[q] = -1
-            for k in range(nc):
+            for k in range(nc):  # _offer on the values read above; a shared helper on row views was 4 % slower
                 s = 0.0
                 for l in range(nl):
                     d = np.float64(cand_tag[k, l]) - mean[q, l]
