@@ -294,7 +294,6 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
     buf = np.empty(_SEG)
     lo = np.empty(w * nl, np.float32)
     hi = np.empty(w * nl, np.float32)
-    fin = np.zeros(w * nl, np.float32)
     cand_heat = np.empty(cand_pos.shape[1], np.float32)
     cand_tag = np.empty((cand_pos.shape[1], nl), np.float32)
     for j in range(nj):
@@ -333,8 +332,7 @@ def _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_po
                 if flat >= 0:
                     _offer(hm, tg, flat // w, flat % w, mean, q, best, best_pos)
             floor = min(floor, best[q])
-        _tile_boxes(tg, tm, floor, nsx, box_lo, box_hi, lo, hi, fin)
-        if fin.any():
+        if not _tile_boxes(tg, tm, floor, nsx, box_lo, box_hi, lo, hi):
             return False
         for q in need:
             _tile_bounds(tm, box_lo, box_hi, mean[q], floor, bound)
@@ -456,9 +454,9 @@ def _sift_down(heap, n, i, key):
 
 
 @njit(cache=True, nogil=True)
-def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi, fin):
-    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into box_lo[:, t], box_hi[:, t],
-    and the finiteness of all of them into fin (as ``_band_extrema``): the only pass over this joint's tags.
+def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi):
+    """Per-dimension min and max of the tags of every tile that can reach ``floor``, into box_lo[:, t], box_hi[:, t];
+    returns whether all of this joint's tags are finite, checked on the way (the only pass over them).
 
     A band of tiles at a time: the rows' element-wise extrema (vectorised), then each tile's span of them.
     lo, hi: scratch (W * L,).
@@ -467,16 +465,15 @@ def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi, fin):
     rows = tg.reshape(h, w * nl)
     seg_lo = np.empty((nl, nsx), np.float32)
     seg_hi = np.empty((nl, nsx), np.float32)
+    fin = np.zeros(w * nl, np.float32)
     for ty in range((h + _TILE_ROWS - 1) // _TILE_ROWS):
         y0, y1 = ty * _TILE_ROWS, min(ty * _TILE_ROWS + _TILE_ROWS, h)
         live = False
         for sx in range(nsx):
             live = live or tile_max[ty * nsx + sx] >= floor
         if not live:
-            for y in range(y0, y1):
-                row = rows[y]
-                for x in range(row.shape[0]):
-                    fin[x] += row[x] - row[x]
+            if not all_finite(rows[y0:y1].reshape(-1)):
+                return False
             continue
         _band_extrema(rows, y0, y1, lo, hi, True, fin)
         for l in range(nl):
@@ -489,6 +486,7 @@ def _tile_boxes(tg, tile_max, floor, nsx, box_lo, box_hi, lo, hi, fin):
             for l in range(nl):
                 box_lo[l, t] = seg_lo[l, sx]
                 box_hi[l, t] = seg_hi[l, sx]
+    return not fin.any()
 
 
 @njit(cache=True, nogil=True)
@@ -508,16 +506,15 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
     nj, h, w = det.shape
     cand_val, cand_pos, cand_n, tile_max, finite = _candidates(peaks, do_nms, nms_kernel // 2, top_k,
                                                                detection_threshold)
-    none = np.zeros((0, nj, 2), np.float32), np.zeros((0, nj), np.float32), np.zeros(0, np.float32)
     if not finite:
-        return none + (NON_FINITE_PEAKS,)
+        return _no_people(nj, NON_FINITE_PEAKS)
     nl = tags.shape[3]
     for j in range(nj):  # matching needs the candidates' tags finite; the rest are checked below
         for k in range(cand_n[j]):
             for l in range(nl):
                 v = tags[j, cand_pos[j, k] // w, cand_pos[j, k] % w, l]
                 if v - v != 0:
-                    return none + (NON_FINITE_TAGS,)
+                    return _no_people(nj, NON_FINITE_TAGS)
     joint_pos, joint_val, tag_sum, tag_cnt = _match(
         tags, cand_val, cand_pos, cand_n, joint_order, tag_threshold, max_people, use_detection_val,
         ignore_too_much,
@@ -550,7 +547,13 @@ def group_arrays(peaks, det, tags, do_nms, nms_kernel, top_k, detection_threshol
         finite = _refine(det, tags, tile_max, joint_pos, joint_val, tag_sum, tag_cnt, cand_pos, cand_n, xy, conf)
     else:
         finite = all_finite(tags.reshape(-1))
-    return (xy, conf, score, 0) if finite else none + (NON_FINITE_TAGS,)
+    return (xy, conf, score, 0) if finite else _no_people(nj, NON_FINITE_TAGS)
+
+
+@njit(cache=True, nogil=True)
+def _no_people(nj, status):
+    """group_arrays' result without people, with a status."""
+    return np.zeros((0, nj, 2), np.float32), np.zeros((0, nj), np.float32), np.zeros(0, np.float32), status
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
